@@ -1,0 +1,49 @@
+"""The ``evit-search`` command line. The one place that turns project errors into one line and
+a non-zero exit (``--debug`` shows the traceback)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from . import __version__
+
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="evit-search",
+        description="Hardware-aware architecture explorer for EfficientViT (Liu et al., CVPR 2023).",
+    )
+    p.add_argument("--version", action="version", version=f"evit-search {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    from . import commands
+
+    commands.add_all(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from efficientvit.errors import EfficientViTError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except EfficientViTError as e:
+        if args.debug:
+            raise
+        print(f"evit-search {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"evit-search {args.command}: interrupted; what was stored is kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
