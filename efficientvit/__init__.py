@@ -9,7 +9,7 @@ Attention"): one parametric implementation of the M0-M5 family and its Table 6 a
 """
 
 from .config import EfficientViTConfig, StageConfig
-from .convert import convert_state_dict, load_checkpoint
+from .convert import convert_state_dict, load_checkpoint, load_model
 from .errors import CheckpointError, ConfigError, EfficientViTError, UnknownModelError
 from .fuse import count_batchnorms, fuse
 from .model import EfficientViT, build, count_params
@@ -36,5 +36,6 @@ __all__ = [
     "get_config",
     "list_models",
     "load_checkpoint",
+    "load_model",
     "register_model",
 ]

@@ -108,3 +108,16 @@ def load_checkpoint(model: torch.nn.Module, state_dict: Mapping, source: str = "
         raise CheckpointError("checkpoint does not fit the model; " + "; ".join(parts))
     model.load_state_dict(converted)
     return model
+
+
+def load_model(path, map_location: str = "cpu") -> torch.nn.Module:
+    """Build and load a checkpoint saved by ``evit-search train``/``export``: a dict with the
+    ``config`` (EfficientViTConfig.to_dict()) and the ``state_dict``."""
+    from .config import EfficientViTConfig
+    from .model import build
+
+    ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    if not isinstance(ckpt, Mapping) or "config" not in ckpt or "state_dict" not in ckpt:
+        raise CheckpointError(f"{path} has no 'config' and 'state_dict': not an evit-search checkpoint")
+    model = build(EfficientViTConfig.from_dict(ckpt["config"]))
+    return load_checkpoint(model, ckpt["state_dict"], source="timm").eval()

@@ -7,7 +7,7 @@ import argparse
 
 
 def add_all(sub: argparse._SubParsersAction) -> None:
-    for add in (_models,):
+    for add in (_models, _bench, _train, _proxy_check):
         add(sub)
 
 
@@ -27,4 +27,258 @@ def _run_models(args) -> int:
         t.add_row(name, efficientvit.describe(name), str([s.dim for s in cfg.stages]),
                   str([s.depth for s in cfg.stages]), str([s.num_heads for s in cfg.stages]))
     Console().print(t)
+    return 0
+
+
+# --------------------------------------------------------------------------- measurement options
+def _add_measure_options(p, seconds: float = 2.0, backends: str = "torch-cpu,onnx-cpu,cuda") -> None:
+    g = p.add_argument_group("measurement")
+    g.add_argument("--backends", default=backends,
+                   help="comma-separated: torch-cpu, onnx-cpu, cuda, onnx-cuda (GPU ones are skipped without a GPU)")
+    g.add_argument("--seconds", type=float, default=seconds, help="seconds per timed segment (default %(default)s)")
+    g.add_argument("--warmup", type=float, default=None, help="warm-up seconds per model (default: = --seconds)")
+    g.add_argument("--threads", type=int, default=1, help="CPU threads (default 1, the paper's protocol)")
+    g.add_argument("--batch", type=int, default=16, help="CPU batch size (default 16, the paper's protocol)")
+    g.add_argument("--rounds", type=int, default=5, help="minimum interleaved rounds (default %(default)s)")
+    g.add_argument("--max-rounds", type=int, default=15)
+    g.add_argument("--target-ci", type=float, default=0.03,
+                   help="stop adding rounds when every median's 95%% CI is this narrow, relative (default %(default)s)")
+    g.add_argument("--time-cap", type=float, default=1800.0, help="seconds after which no round is added")
+    g.add_argument("--channels-last", action="store_true")
+
+
+def measure_settings(args):
+    from .errors import UserError
+    from .throughput import Settings
+
+    for name in ("seconds", "threads", "batch", "rounds", "max_rounds"):
+        v = getattr(args, name)
+        if v is None or v <= 0:
+            raise UserError(f"--{name.replace('_', '-')}={v} must be positive")
+    if args.max_rounds < args.rounds:
+        raise UserError(f"--max-rounds={args.max_rounds} must be >= --rounds={args.rounds}")
+    return Settings(batch_size=args.batch, threads=args.threads, channels_last=args.channels_last,
+                    seconds=args.seconds, warmup_s=args.warmup if args.warmup is not None else args.seconds,
+                    min_rounds=args.rounds, max_rounds=args.max_rounds, target_ci=args.target_ci,
+                    time_cap_s=args.time_cap)
+
+
+def split_list(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def progress():
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} done"),
+                    TimeElapsedColumn(), transient=False)
+
+
+# --------------------------------------------------------------------------- bench
+def _bench(sub) -> None:
+    p = sub.add_parser("bench", help="re-measure the paper's Table 2/3 throughput here, or our deploy mode vs timm",
+                       description="Measure throughput side by side with the paper's figures. 'table2'/'table3': "
+                                   "EfficientViT M0-M5 (ours, deploy mode) and every peer of the table that timm has. "
+                                   "'deploy': our M0-M5 deploy mode vs timm's efficientvit_msra eager and BN-folded.")
+    p.add_argument("table", choices=["table2", "table3", "deploy"])
+    p.add_argument("--models", help="comma-separated paper names or timm names (default: all); M4 is always measured")
+    p.add_argument("--jit", choices=["none", "trace", "freeze"], default="freeze",
+                   help="JIT applied to every model in table2/table3 (default: freeze)")
+    p.add_argument("--reports", default="reports", help="folder for CSV, markdown and PNG (default: reports/)")
+    _add_measure_options(p)
+    p.set_defaults(func=_run_bench)
+
+
+def _run_bench(args) -> int:
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from . import bench
+    from .measure import RichListener, check_backends, measure
+
+    console = Console()
+    settings = measure_settings(args)
+    backends = check_backends(split_list(args.backends))
+    models = split_list(args.models) or None
+    desc = (f"batch {settings.batch_size}, {settings.threads} thread(s), segments of {settings.seconds:g} s, "
+            f">= {settings.min_rounds} interleaved rounds")
+    if args.table == "deploy":
+        backends = ["torch-cpu"]
+        specs = bench.deploy_rows(models)
+        reference = specs[0].label if not models else None
+        m4 = next((s.label for s in specs if s.label == "ours-deploy M4"), None)
+        with progress() as prog:
+            records = measure(specs, backends, settings, reference=m4 or reference, listener=RichListener(prog, "bench deploy"))
+        df, paths = bench.write_deploy_report(records, Path(args.reports), desc)
+        t = Table("model", "ours deploy", "timm eager", "timm folded+traced", "timm folded+frozen", "ours/eager",
+                  "ours/folded+traced", "ours/folded+frozen", title="torch CPU img/s (median)")
+        for r in df.to_dict("records"):
+            t.add_row(r["model"], *(bench._fmt(r[c], 1) for c in ("ours_deploy_images_per_s", "timm_eager_images_per_s",
+                      "timm_folded_traced_images_per_s", "timm_folded_frozen_images_per_s")),
+                      *(bench._fmt(r[c], 3) for c in ("ours_over_timm_eager", "ours_over_timm_folded_traced", "ours_over_timm_folded_frozen")))
+        console.print(t)
+    else:
+        rows = bench.table_rows(args.table, models, args.jit)
+        specs = [r.spec for r in rows]
+        with progress() as prog:
+            records = measure(specs, backends, settings, reference=bench.REFERENCE,
+                              listener=RichListener(prog, f"bench {args.table}"))
+        df, corr, claims, paths = bench.write_table_report(args.table, rows, records, Path(args.reports), desc)
+        t = Table("model", "backend", "img/s", "min-max", "ratio to M4", "paper img/s", "paper ratio", "ours/paper",
+                  title=f"{args.table}: measured here vs the paper")
+        for r in df.to_dict("records"):
+            if r["status"] != "ok":
+                t.add_row(r["model"], r["backend"], f"[red]{r['status']}[/]", r["reason"] or "", "", bench._fmt(r["paper_images_per_s"]), "", "")
+                continue
+            t.add_row(r["model"], r["backend"], bench._fmt(r["images_per_s"]),
+                      f"{bench._fmt(r['images_per_s_min'])}-{bench._fmt(r['images_per_s_max'])}",
+                      bench._fmt(r["ratio_to_m4"], 3), bench._fmt(r["paper_images_per_s"]),
+                      bench._fmt(r["paper_ratio_to_m4"], 3), bench._fmt(r["ours_over_paper"], 2))
+        console.print(t)
+        for b, c in corr.items():
+            console.print(f"Spearman vs paper, {b}: {c['spearman']:.3f} over {c['n']} models")
+        for c in claims:
+            console.print(f"[yellow]does not hold here:[/] {c}")
+    console.print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+# --------------------------------------------------------------------------- training
+def _add_data_options(p, default_protocol: str = "proxy") -> None:
+    g = p.add_argument_group("data and protocol")
+    g.add_argument("--data", default="fashion-mnist",
+                   help="fashion-mnist (default), cifar10, cifar100, imagefolder:PATH, digits, synthetic")
+    g.add_argument("--data-dir", help="where the dataset lies (else $EVIT_DATA, ~/.cache/evit-search/data, /usr/share/datasets)")
+    g.add_argument("--classes", type=int, help="keep the first N classes")
+    g.add_argument("--per-class", type=int, help="keep at most N training images per class")
+    g.add_argument("--protocol", default=default_protocol, help="paper, ablation, proxy-gpu, proxy (default), proxy-fast")
+    g.add_argument("--epochs", type=int, help="override the protocol's epochs")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--train-threads", type=int, help="threads for training (default: all cores)")
+
+
+def load_model_or_config(text: str):
+    """A registered model name or a YAML/JSON file holding an EfficientViTConfig dict."""
+    from pathlib import Path
+
+    import efficientvit
+
+    from .errors import UserError
+
+    if text in efficientvit.list_models():
+        return efficientvit.get_config(text)
+    path = Path(text)
+    if path.suffix in (".yaml", ".yml", ".json") or path.exists():
+        if not path.is_file():
+            raise UserError(f"MODEL_OR_CONFIG: {text} is not a file")
+        import yaml
+
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as e:
+            raise UserError(f"{text}: not valid YAML/JSON ({str(e).splitlines()[0]})") from None
+        if isinstance(data, dict) and "config" in data:
+            data = data["config"]
+        return efficientvit.EfficientViTConfig.from_dict(data).validate()
+    raise UserError(f"MODEL_OR_CONFIG: {text!r} is neither a model name ({', '.join(efficientvit.list_models()[:6])}, ...) "
+                    "nor a config file")
+
+
+def protocol_from_args(args):
+    from .train import get_protocol
+
+    if args.epochs is not None and args.epochs <= 0:
+        from .errors import UserError
+
+        raise UserError(f"--epochs={args.epochs} must be positive")
+    return get_protocol(args.protocol, epochs=args.epochs)
+
+
+def dataset_from_args(args):
+    from .data import load_dataset
+
+    return load_dataset(args.data, args.data_dir, max_classes=args.classes, per_class=args.per_class)
+
+
+class TrainProgress:
+    """Rich progress: one bar per epoch, loss on the bar, accuracy printed per epoch."""
+
+    def __init__(self, prog, label: str):
+        self.prog, self.label, self.task = prog, label, None
+
+    def on_step(self, epoch, step, steps, loss):
+        if self.task is None or step == 1:
+            if self.task is not None:
+                self.prog.remove_task(self.task)
+            self.task = self.prog.add_task(f"{self.label} epoch {epoch + 1}", total=steps)
+        self.prog.update(self.task, completed=step, description=f"{self.label} epoch {epoch + 1} loss {loss:.3f}")
+
+    def on_epoch(self, entry):
+        self.prog.console.print(f"{self.label} epoch {entry['epoch']}: train loss {entry['train_loss']:.3f}, "
+                                f"val top-1 {entry['val_top1']:.2f}%, {entry['train_images_per_s']:.0f} img/s")
+
+
+def _train(sub) -> None:
+    p = sub.add_parser("train", help="train one model with a protocol and save a checkpoint")
+    p.add_argument("model", metavar="MODEL_OR_CONFIG", help="a model name (see `evit-search models`) or a config YAML/JSON")
+    p.add_argument("--out", help="checkpoint file (default: checkpoints/<name>-<protocol>-<data>.pt)")
+    p.add_argument("--checkpoint-dir", help="per-epoch checkpoints here; an interrupted run resumes from them")
+    _add_data_options(p)
+    p.set_defaults(func=_run_train)
+
+
+def _run_train(args) -> int:
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from .train import save_model, train
+
+    console = Console()
+    cfg = load_model_or_config(args.model)
+    protocol = protocol_from_args(args)
+    bundle = dataset_from_args(args)
+    name = Path(args.model).stem if not args.model.startswith("efficientvit") else args.model
+    console.print(f"training {name} on {bundle.describe()} with protocol {protocol.name} ({protocol.description})")
+    with progress() as prog:
+        tp = TrainProgress(prog, name)
+        result = train(cfg, bundle, protocol, seed=args.seed, checkpoint_dir=args.checkpoint_dir,
+                       threads=args.train_threads, on_step=tp.on_step, on_epoch=tp.on_epoch)
+    if result.status != "ok":
+        console.print(f"[red]training failed:[/] {result.reason}")
+        return 1
+    out = Path(args.out or f"checkpoints/{name}-{protocol.name}-{args.data.replace(':', '_').replace('/', '_')}.pt")
+    save_model(out, result.model, result.config, {"result": result.to_dict()})
+    console.print(f"top-1 {result.top1:.2f}%  top-5 {result.top5:.2f}%  in {result.wall_s:.0f} s "
+                  f"({result.train_images_per_s:.0f} train img/s); saved {out} (efficientvit.load_model reads it)")
+    return 0
+
+
+def _proxy_check(sub) -> None:
+    p = sub.add_parser("proxy-check", help="train M0-M5 with a protocol; Kendall tau against the paper's top-1")
+    p.add_argument("--models", default=",".join(f"efficientvit_m{i}" for i in range(6)))
+    p.add_argument("--reports", default="reports")
+    _add_data_options(p)
+    p.set_defaults(func=_run_proxy_check)
+
+
+def _run_proxy_check(args) -> int:
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from .proxycheck import proxy_check
+
+    console = Console()
+    protocol = protocol_from_args(args)
+    bundle = dataset_from_args(args)
+    with progress() as prog:
+        summary = proxy_check(split_list(args.models), bundle, protocol, args.seed, Path(args.reports), prog,
+                              threads=args.train_threads)
+    console.print(summary["table"])
+    for line in summary["verdict"]:
+        console.print(line)
+    console.print("wrote " + ", ".join(str(p) for p in summary["paths"].values()))
     return 0

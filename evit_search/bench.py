@@ -1,0 +1,304 @@
+"""``evit-search bench``: re-measure the paper's throughput tables (and our deploy mode against
+timm) on this machine, side by side with the paper's figures."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from . import paper
+from .env import fingerprint, machine_name
+from .errors import UserError
+from .stats import spearman
+from .throughput import ModelSpec, ThroughputRecord
+
+OURS = [f"efficientvit_m{i}" for i in range(6)]
+REFERENCE = "EfficientViT-M4"
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    label: str  # the paper's model name
+    spec: ModelSpec
+    paper: dict  # the paper's row
+
+
+def _ours_spec(label: str, timm_name: str, img_size: int = 224, jit: str = "freeze") -> ModelSpec:
+    import efficientvit
+
+    cfg = efficientvit.get_config(timm_name, img_size=img_size)
+    return ModelSpec(label=label, source="efficientvit", config=cfg.to_dict(), img_size=img_size, fold=True, jit=jit)
+
+
+def table_rows(table: str, models: list[str] | None = None, jit: str = "freeze") -> list[BenchRow]:
+    """Rows of paper Table 2 or 3 that can be built here: ours for EfficientViT, timm for peers
+    (random weights, the paper's input size). Every model gets the same deploy treatment:
+    BN folded where the model offers it, then ``jit`` (freeze also folds conv+BN in the rest)."""
+    df = paper.table(table)
+    rows = []
+    for rec in df.to_dict("records"):
+        name = rec.get("timm_name")
+        if not isinstance(name, str) or not name:
+            continue  # not in timm: cannot be measured here
+        size = int(rec.get("input", 224) if not _nan(rec.get("input")) else 224)
+        if name in OURS:
+            spec = _ours_spec(rec["model"], name, size, jit)
+        else:
+            spec = ModelSpec(label=rec["model"], source="timm", timm_name=name, img_size=size, fold=True, jit=jit)
+        rows.append(BenchRow(rec["model"], spec, rec))
+    if table == "table3" and not any(r.label == REFERENCE for r in rows):
+        m4 = paper.table("table2").set_index("model").loc[REFERENCE].to_dict()
+        m4["model"] = REFERENCE
+        rows.append(BenchRow(REFERENCE, _ours_spec(REFERENCE, "efficientvit_m4", 224, jit), m4))
+    if models:
+        wanted = {m.lower() for m in models}
+        names = lambda r: {r.label.lower(), str(r.paper.get("timm_name") or "").lower()}  # noqa: E731
+        unknown = sorted(wanted - set().union(*(names(r) for r in rows)))
+        if unknown:
+            raise UserError(f"--models: {', '.join(unknown)} not in {table}; known: {', '.join(r.label for r in rows)}")
+        rows = [r for r in rows if names(r) & wanted or r.label == REFERENCE]
+    return rows
+
+
+def _nan(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def deploy_rows(models: list[str] | None = None) -> list[ModelSpec]:
+    """Issue 2 item 8: our deploy mode vs timm's efficientvit_msra eager, BN-folded + traced (the
+    official speed-test protocol) and BN-folded + frozen (the same JIT as our deploy mode)."""
+    names = models or OURS
+    specs = []
+    for n in names:
+        short = n.replace("efficientvit_", "").upper()
+        specs += [
+            _ours_spec(f"ours-deploy {short}", n),
+            ModelSpec(f"timm-eager {short}", source="timm", timm_name=n, fold=False, jit="none"),
+            ModelSpec(f"timm-folded-traced {short}", source="timm", timm_name=n, fold=True, jit="trace"),
+            ModelSpec(f"timm-folded-frozen {short}", source="timm", timm_name=n, fold=True, jit="freeze"),
+        ]
+    return specs
+
+
+# --------------------------------------------------------------------------- comparison
+def compare_table(rows: list[BenchRow], records: list[ThroughputRecord]) -> pd.DataFrame:
+    """One row per (model, backend): ours, the paper's, ratios to M4, ours/paper."""
+    by = {(r.backend, r.model): r for r in records}
+    paper_ref = {b: next((row.paper.get(col) for row in rows if row.label == REFERENCE), None)
+                 for b, col in paper.PAPER_THROUGHPUT.items()}
+    out = []
+    for (backend, label), rec in by.items():
+        row = next(r for r in rows if r.label == label)
+        col = paper.PAPER_THROUGHPUT[backend]
+        p_ips = row.paper.get(col)
+        p_ref = paper_ref.get(backend)
+        out.append({
+            "model": label, "backend": backend, "status": rec.status, "reason": rec.reason,
+            "images_per_s": rec.images_per_s, "images_per_s_min": rec.images_per_s_min,
+            "images_per_s_max": rec.images_per_s_max, "spread": rec.spread, "rounds": rec.rounds,
+            "ratio_to_m4": rec.ratio_to_reference,
+            "paper_images_per_s": p_ips,
+            "paper_ratio_to_m4": (p_ips / p_ref) if p_ips and p_ref else None,
+            "ours_over_paper": (rec.images_per_s / p_ips) if rec.images_per_s and p_ips else None,
+            "paper_top1": row.paper.get("top1"), "input_size": row.spec.img_size,
+        })
+    return pd.DataFrame(out)
+
+
+def rank_correlations(df: pd.DataFrame) -> dict[str, dict]:
+    out = {}
+    for backend, g in df[df["status"] == "ok"].groupby("backend"):
+        g = g.dropna(subset=["images_per_s", "paper_images_per_s"])
+        out[backend] = {"n": len(g), "spearman": spearman(g["images_per_s"], g["paper_images_per_s"])}
+    return out
+
+
+def claims_not_holding(df: pd.DataFrame) -> list[str]:
+    """Pairs (EfficientViT, peer) whose speed order in the paper flips on this machine."""
+    lines = []
+    ok = df[(df["status"] == "ok") & df["paper_images_per_s"].notna()]
+    for backend, g in ok.groupby("backend"):
+        evit = g[g["model"].str.startswith("EfficientViT")]
+        peers = g[~g["model"].str.startswith("EfficientViT")]
+        for _, e in evit.iterrows():
+            for _, p in peers.iterrows():
+                paper_faster = e["paper_images_per_s"] > p["paper_images_per_s"]
+                ours_faster = e["images_per_s"] > p["images_per_s"]
+                if paper_faster != ours_faster:
+                    lines.append(
+                        f"{backend}: the paper has {e['model']} {'faster' if paper_faster else 'slower'} than {p['model']} "
+                        f"({e['paper_images_per_s']:.1f} vs {p['paper_images_per_s']:.1f} img/s); here it is "
+                        f"{'faster' if ours_faster else 'slower'} ({e['images_per_s']:.1f} vs {p['images_per_s']:.1f})."
+                    )
+    return lines
+
+
+# --------------------------------------------------------------------------- reports
+def report_paths(reports_dir: Path, stem: str) -> dict[str, Path]:
+    base = reports_dir / f"{stem}-{machine_name()}"
+    return {"csv": base.with_suffix(".csv"), "md": base.with_suffix(".md"), "png": base.with_suffix(".png")}
+
+
+def environment_md(env: dict) -> str:
+    keys = ("machine", "cpu_model", "logical_cpus", "threads", "allocator", "torch_version", "onnxruntime_version",
+            "timm_version", "gpu_name", "gpu_driver", "platform")
+    return "\n".join(f"- {k}: {env.get(k)}" for k in keys if env.get(k) is not None)
+
+
+def _fmt(v, nd=1) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return f"{v:.{nd}f}" if isinstance(v, float) else str(v)
+
+
+def markdown_table(df: pd.DataFrame, columns: list[tuple[str, str, int]]) -> str:
+    head = "| " + " | ".join(h for _, h, _ in columns) + " |"
+    sep = "|" + "|".join("---" for _ in columns) + "|"
+    body = ["| " + " | ".join(_fmt(r[c], nd) for c, _, nd in columns) + " |" for r in df.to_dict("records")]
+    return "\n".join([head, sep, *body])
+
+
+def plot_paper_vs_ours(df: pd.DataFrame, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    backends = [b for b in df["backend"].unique() if (df[(df.backend == b) & (df.status == "ok")]["paper_images_per_s"].notna()).any()]
+    fig, axes = plt.subplots(1, max(1, len(backends)), figsize=(6 * max(1, len(backends)), 5.5), squeeze=False)
+    for ax, b in zip(axes[0], backends):
+        g = df[(df.backend == b) & (df.status == "ok")].dropna(subset=["paper_images_per_s", "images_per_s"])
+        evit = g["model"].str.startswith("EfficientViT")
+        ax.scatter(g[~evit]["paper_images_per_s"], g[~evit]["images_per_s"], label="peers (timm)", color="tab:gray")
+        ax.scatter(g[evit]["paper_images_per_s"], g[evit]["images_per_s"], label="EfficientViT (ours, deploy)", color="tab:red")
+        for _, r in g.iterrows():
+            ax.annotate(r["model"].replace("EfficientViT-", ""), (r["paper_images_per_s"], r["images_per_s"]), fontsize=7,
+                        xytext=(3, 3), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(f"paper img/s ({paper.PAPER_THROUGHPUT[b]})")
+        ax.set_ylabel("measured here, img/s (median)")
+        rho = spearman(g["images_per_s"], g["paper_images_per_s"]) if len(g) > 1 else float("nan")
+        ax.set_title(f"{b}: Spearman {rho:.3f} (n={len(g)})")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_table_report(table: str, rows: list[BenchRow], records: list[ThroughputRecord], reports_dir: Path,
+                       settings_desc: str) -> tuple[pd.DataFrame, dict, list[str], dict[str, Path]]:
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    df = compare_table(rows, records)
+    corr = rank_correlations(df)
+    claims = claims_not_holding(df)
+    paths = report_paths(reports_dir, f"bench-{table}")
+    df.to_csv(paths["csv"], index=False)
+    env = next((r.env for r in records if r.env), fingerprint())
+    cols = [("model", "model", 0), ("backend", "backend", 0), ("images_per_s", "img/s (median)", 1),
+            ("images_per_s_min", "min", 1), ("images_per_s_max", "max", 1), ("ratio_to_m4", "ratio to M4", 3),
+            ("paper_images_per_s", "paper img/s", 1), ("paper_ratio_to_m4", "paper ratio to M4", 3),
+            ("ours_over_paper", "ours/paper", 2), ("status", "status", 0)]
+    lines = [f"# `evit-search bench {table}` on {env.get('machine')}", "",
+             f"Paper {table.replace('table', 'Table ')} re-measured here, random weights, {settings_desc}.",
+             "EfficientViT models are ours in deploy mode; peers are timm's, BN folded where the model offers it, "
+             "with the same JIT treatment. Ratios to M4 are medians of per-round paired ratios measured in the same session.",
+             "", "## Environment", "", environment_md(env), "", "## Throughput", "", markdown_table(df, cols), "",
+             "## Rank agreement with the paper", ""]
+    for b, c in corr.items():
+        lines.append(f"- {b}: Spearman {c['spearman']:.3f} over {c['n']} models")
+    lines += ["", "## Claims of the paper that do not hold here", ""]
+    lines += [f"- {c}" for c in claims] or ["- none: every EfficientViT-vs-peer speed order of the paper holds here."]
+    failed = df[df.status != "ok"]
+    if len(failed):
+        lines += ["", "## Not measured", ""] + [f"- {r.model} on {r.backend}: {r.status}: {r.reason}" for r in failed.itertuples()]
+    lines += ["", f"![plot]({paths['png'].name})", ""]
+    paths["md"].write_text("\n".join(lines))
+    plot_paper_vs_ours(df, paths["png"], f"bench {table} on {env.get('machine')}")
+    return df, corr, claims, paths
+
+
+def deploy_summary(records: list[ThroughputRecord]) -> pd.DataFrame:
+    """One row per model: img/s of each variant and the ratios issue 2 asks for."""
+    ok = {r.model: r for r in records if r.status == "ok" and r.backend == "torch-cpu"}
+    rows = []
+    for short in sorted({m.split(" ")[1] for m in ok}):
+        get = lambda k: ok.get(f"{k} {short}")  # noqa: E731
+        ours, eager, traced, frozen = get("ours-deploy"), get("timm-eager"), get("timm-folded-traced"), get("timm-folded-frozen")
+
+        def ratio(a, b):
+            return a.images_per_s / b.images_per_s if a and b else None
+
+        rows.append({
+            "model": short,
+            "ours_deploy_images_per_s": ours and ours.images_per_s,
+            "ours_deploy_spread": ours and ours.spread,
+            "timm_eager_images_per_s": eager and eager.images_per_s,
+            "timm_folded_traced_images_per_s": traced and traced.images_per_s,
+            "timm_folded_frozen_images_per_s": frozen and frozen.images_per_s,
+            "ours_over_timm_eager": ratio(ours, eager),
+            "ours_over_timm_folded_traced": ratio(ours, traced),
+            "ours_over_timm_folded_frozen": ratio(ours, frozen),
+        })
+    return pd.DataFrame(rows)
+
+
+def write_deploy_report(records: list[ThroughputRecord], reports_dir: Path, settings_desc: str) -> tuple[pd.DataFrame, dict[str, Path]]:
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    df = deploy_summary(records)
+    paths = report_paths(reports_dir, "bench-deploy")
+    pd.DataFrame([r.to_dict() for r in records]).drop(columns=["env"]).to_csv(paths["csv"], index=False)
+    env = next((r.env for r in records if r.env), fingerprint())
+    cols = [("model", "model", 0), ("ours_deploy_images_per_s", "ours deploy", 1), ("ours_deploy_spread", "spread", 3),
+            ("timm_eager_images_per_s", "timm eager", 1), ("timm_folded_traced_images_per_s", "timm folded+traced", 1),
+            ("timm_folded_frozen_images_per_s", "timm folded+frozen", 1), ("ours_over_timm_eager", "ours / eager", 3),
+            ("ours_over_timm_folded_traced", "ours / folded+traced", 3), ("ours_over_timm_folded_frozen", "ours / folded+frozen", 3)]
+    m4 = df[df.model == "M4"]
+    verdict = []
+    if len(m4):
+        r = m4.iloc[0]
+        verdict = [
+            f"- M4 deploy / timm eager = {_fmt(r.ours_over_timm_eager, 3)} (target >= 1.25): "
+            f"{'met' if (r.ours_over_timm_eager or 0) >= 1.25 else 'NOT met'}",
+            f"- M4 deploy / timm folded+traced = {_fmt(r.ours_over_timm_folded_traced, 3)} (target >= 1.0): "
+            f"{'met' if (r.ours_over_timm_folded_traced or 0) >= 1.0 else 'NOT met'}",
+            f"- M4 deploy / timm folded+frozen = {_fmt(r.ours_over_timm_folded_frozen, 3)} (no target: same JIT, "
+            "shows how much comes from the model code rather than from TorchScript freezing)",
+        ]
+    lines = [f"# Deploy-mode speed on {env.get('machine')}", "",
+             f"torch CPU, {settings_desc}. Ours: `efficientvit.fuse` (BN, residual-DW identity and attention scale folded, "
+             "biases gathered) then trace + freeze + optimize_for_inference. timm eager: `efficientvit_msra` as built. "
+             "timm folded+traced: `reparameterize_model` + `torch.jit.trace` (the official speed_test protocol). "
+             "timm folded+frozen: the same JIT as ours. Ratios are of medians measured side by side in one interleaved session.",
+             "", "## Targets (M4)", "", *verdict, "", "## All models", "", markdown_table(df, cols), "",
+             "## Environment", "", environment_md(env), ""]
+    paths["md"].write_text("\n".join(lines))
+    _plot_deploy(df, paths["png"], env)
+    return df, paths
+
+
+def _plot_deploy(df: pd.DataFrame, path: Path, env: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    width = 0.2
+    cols = [("timm_eager_images_per_s", "timm eager"), ("timm_folded_traced_images_per_s", "timm folded+traced"),
+            ("timm_folded_frozen_images_per_s", "timm folded+frozen"), ("ours_deploy_images_per_s", "ours deploy")]
+    xs = range(len(df))
+    for j, (c, label) in enumerate(cols):
+        ax.bar([x + (j - 1.5) * width for x in xs], df[c].fillna(0), width, label=label)
+    ax.set_xticks(list(xs), df["model"])
+    ax.set_ylabel("img/s (median), torch CPU")
+    ax.set_title(f"Deploy mode vs timm on {env.get('machine')}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,105 @@
+"""Parent side of throughput measurement: runs :mod:`evit_search.throughput` in a worker process
+whose allocator is set up for honest timing, shows progress, returns records."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterable
+
+from .env import GLIBC_TUNED, allocator
+from .errors import MeasurementError, UserError
+from .throughput import BACKENDS, ModelSpec, Settings, ThroughputRecord
+
+Listener = Callable[[dict], None]
+
+
+def worker_env() -> dict[str, str]:
+    """The current environment, plus the glibc tuning unless another allocator is preloaded."""
+    env = dict(os.environ)
+    if allocator(env) not in ("jemalloc", "tcmalloc", "mimalloc"):
+        env.update(GLIBC_TUNED)
+    env["PYTHONWARNINGS"] = "ignore"
+    return env
+
+
+def check_backends(backends: Iterable[str]) -> list[str]:
+    out = []
+    for b in backends:
+        if b not in BACKENDS:
+            raise UserError(f"--backends: {b!r} is not one of {', '.join(BACKENDS)}")
+        out.append(b)
+    if not out:
+        raise UserError("--backends: give at least one backend")
+    return out
+
+
+def measure(specs: list[ModelSpec], backends: Iterable[str] = ("torch-cpu",), settings: Settings | None = None,
+            reference: str | None = None, listener: Listener | None = None) -> list[ThroughputRecord]:
+    """Measure ``specs`` on ``backends`` in one interleaved session in a worker process.
+
+    ``reference`` is the label of the spec every throughput is also expressed against (paired
+    per-round ratios). Failures come back as records with ``status='failed'`` and a reason.
+    """
+    backends = check_backends(backends)
+    settings = settings or Settings()
+    labels = [s.label for s in specs]
+    if len(set(labels)) != len(labels):
+        raise UserError(f"model labels must be unique: {labels}")
+    if reference is not None and reference not in labels:
+        raise UserError(f"reference {reference!r} is not among the measured models")
+    job = {"specs": [s.to_dict() for s in specs], "backends": backends,
+           "settings": settings.to_dict(), "reference": reference}
+    with tempfile.TemporaryDirectory(prefix="evit-measure-") as tmp:
+        job_path = Path(tmp) / "job.json"
+        job_path.write_text(json.dumps(job))
+        proc = subprocess.Popen([sys.executable, "-m", "evit_search.throughput", str(job_path)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=worker_env())
+        done = None
+        error = None
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a library printing to stdout; the events are JSON lines
+            if event.get("event") == "done":
+                done = event
+            elif event.get("event") == "error":
+                error = event
+            if listener:
+                listener(event)
+        stderr = proc.stderr.read() if proc.stderr else ""
+        proc.wait()
+    if done is None:
+        why = error["reason"] if error else (stderr.strip().splitlines() or ["no output"])[-1]
+        raise MeasurementError(f"measurement worker failed (exit {proc.returncode}): {why}")
+    return [ThroughputRecord.from_dict(r) for r in done["records"]]
+
+
+class RichListener:
+    """Progress bar for a measurement session (rounds are open-ended: shows samples taken)."""
+
+    def __init__(self, progress, description: str = "measuring"):
+        self.progress = progress
+        self.task = progress.add_task(description, total=None)
+        self.description = description
+
+    def __call__(self, event: dict) -> None:
+        kind = event.get("event")
+        if kind == "prepare":
+            self.progress.update(self.task, description=f"{self.description}: preparing {event['model']} ({event['backend']})")
+        elif kind == "sample":
+            self.progress.update(self.task, advance=1,
+                                 description=f"{self.description}: round {event['round']} {event['model']} ({event['backend']}) "
+                                             f"{event['images_per_s']:.1f} img/s")
+        elif kind == "failed":
+            self.progress.console.print(f"[red]failed[/] {event['model']} on {event['backend']}: {event['reason']}")
+        elif kind == "skipped":
+            self.progress.console.print(f"[yellow]skipped[/] {event['backend']}: {event['reason']}")
+        elif kind == "locked" and event.get("waited_s", 0) > 1:
+            self.progress.console.print(f"waited {event['waited_s']:.0f} s for other work of this tool on this host")

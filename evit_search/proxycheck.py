@@ -1,0 +1,97 @@
+"""How faithful is a proxy protocol? Train M0-M5 with it and compare its ranking with the
+paper's ImageNet top-1, and with what params or FLOPs alone would predict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+import efficientvit
+
+from . import paper
+from .bench import environment_md, markdown_table, report_paths
+from .cost import count_cost
+from .data import DataBundle
+from .env import fingerprint
+from .stats import kendall
+from .train import Protocol, prepare_data, train
+
+
+def proxy_check(models: list[str], bundle: DataBundle, protocol: Protocol, seed: int, reports_dir: Path,
+                prog=None, threads: int | None = None) -> dict:
+    from rich.table import Table
+
+    from .commands import TrainProgress
+
+    data = prepare_data(bundle, protocol)
+    rows = []
+    for name in models:
+        cfg = efficientvit.get_config(name)
+        tp = TrainProgress(prog, name) if prog is not None else None
+        res = train(cfg, data, protocol, seed=seed, prepared=True, threads=threads,
+                    on_step=tp.on_step if tp else None, on_epoch=tp.on_epoch if tp else None)
+        cost = count_cost(cfg)  # at 224 px, as the paper reports
+        rows.append({"model": name, "status": res.status, "reason": res.reason, "proxy_top1": res.top1,
+                     "proxy_top5": res.top5, "wall_s": res.wall_s, "train_images_per_s": res.train_images_per_s,
+                     "params_m": cost.params_m, "flops_m": cost.flops_m, "paper_top1": paper.top1(name)})
+    df = pd.DataFrame(rows)
+    ok = df[(df.status == "ok") & df.paper_top1.notna()]
+    taus = {
+        "proxy_top1": kendall(ok.proxy_top1, ok.paper_top1),
+        "params_m": kendall(ok.params_m, ok.paper_top1),
+        "flops_m": kendall(ok.flops_m, ok.paper_top1),
+    }
+    verdict = [f"Kendall tau vs the paper's top-1 over {len(ok)} models: proxy {taus['proxy_top1']:.3f}, "
+               f"params alone {taus['params_m']:.3f}, FLOPs alone {taus['flops_m']:.3f}."]
+    if taus["proxy_top1"] <= taus["flops_m"]:
+        verdict.append("This proxy ranks M0-M5 no better than FLOPs alone do (for M0-M5 FLOPs order equals the paper's "
+                       "accuracy order, so FLOPs reach tau 1.0; a proxy can only tie it here).")
+    else:
+        verdict.append("This proxy ranks M0-M5 better than FLOPs alone.")
+    if len(ok) >= 2:
+        m0 = ok[ok.model == "efficientvit_m0"].proxy_top1
+        m5 = ok[ok.model == "efficientvit_m5"].proxy_top1
+        if len(m0) and len(m5):
+            verdict.append(f"M5 - M0 proxy top-1 margin: {float(m5.iloc[0]) - float(m0.iloc[0]):+.2f} points "
+                           f"(paper: {paper.top1('efficientvit_m5') - paper.top1('efficientvit_m0'):+.1f}).")
+    m4 = df[df.model == "efficientvit_m4"]
+    if len(m4):
+        verdict.append(f"Time to train and evaluate M4 with this protocol: {float(m4.wall_s.iloc[0]):.0f} s.")
+
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    paths = report_paths(reports_dir, f"proxy-check-{protocol.name}-{data.name.replace(':', '_')}")
+    df.to_csv(paths["csv"], index=False)
+    cols = [("model", "model", 0), ("proxy_top1", "proxy top-1 %", 2), ("paper_top1", "paper top-1 %", 1),
+            ("params_m", "params M", 2), ("flops_m", "FLOPs M", 1), ("wall_s", "train+eval s", 0),
+            ("train_images_per_s", "train img/s", 0), ("status", "status", 0)]
+    env = fingerprint(threads=threads)
+    md = [f"# Proxy check: protocol `{protocol.name}` on {data.describe()}", "",
+          f"Protocol: {protocol.description}; seed {seed}.", "", markdown_table(df, cols), "", "## Verdict", "",
+          *[f"- {v}" for v in verdict], "", "## Environment", "", environment_md(env), "", f"![plot]({paths['png'].name})", ""]
+    paths["md"].write_text("\n".join(md))
+    _plot(ok, paths["png"], protocol.name)
+    table = Table("model", "proxy top-1", "paper top-1", "params M", "FLOPs M", "seconds", title=f"proxy check: {protocol.name}")
+    for r in df.to_dict("records"):
+        table.add_row(r["model"], f"{r['proxy_top1']:.2f}" if r["proxy_top1"] is not None else f"[red]{r['reason']}[/]",
+                      f"{r['paper_top1']}", f"{r['params_m']:.2f}", f"{r['flops_m']:.0f}", f"{r['wall_s']:.0f}")
+    return {"df": df, "taus": taus, "verdict": verdict, "paths": paths, "table": table}
+
+
+def _plot(df: pd.DataFrame, path: Path, protocol: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    ax.scatter(df.paper_top1, df.proxy_top1)
+    for r in df.itertuples():
+        ax.annotate(r.model.replace("efficientvit_", "").upper(), (r.paper_top1, r.proxy_top1), xytext=(3, 3),
+                    textcoords="offset points")
+    ax.set_xlabel("paper ImageNet top-1 (%)")
+    ax.set_ylabel(f"proxy top-1 (%), protocol {protocol}")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
