@@ -6,36 +6,38 @@ Attention"): one parametric implementation of the M0-M5 family and its Table 6 a
     deploy = efficientvit.fuse(model)            # BN-folded copy for inference
     cfg = efficientvit.get_config("efficientvit_m0").with_overrides(depth=(1, 1, 2))
     model = efficientvit.build(cfg)
+
+The config and the errors import without torch; everything that builds modules is loaded on
+first use, so that tools reading stored configs (the TUI) stay light.
 """
 
+from importlib import import_module
+
 from .config import EfficientViTConfig, StageConfig
-from .convert import convert_state_dict, load_checkpoint, load_model
 from .errors import CheckpointError, ConfigError, EfficientViTError, UnknownModelError
-from .fuse import count_batchnorms, fuse
-from .model import EfficientViT, build, count_params
-from .registry import TABLE6, create_model, describe, get_config, list_models, register_model
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "TABLE6",
-    "CheckpointError",
-    "ConfigError",
-    "EfficientViT",
-    "EfficientViTConfig",
-    "EfficientViTError",
-    "StageConfig",
-    "UnknownModelError",
-    "build",
-    "convert_state_dict",
-    "count_batchnorms",
-    "count_params",
-    "create_model",
-    "describe",
-    "fuse",
-    "get_config",
-    "list_models",
-    "load_checkpoint",
-    "load_model",
-    "register_model",
-]
+_LAZY = {
+    "convert_state_dict": "convert", "load_checkpoint": "convert", "load_model": "convert",
+    "count_batchnorms": "fuse", "fuse": "fuse",
+    "EfficientViT": "model", "build": "model", "count_params": "model",
+    "TABLE6": "registry", "create_model": "registry", "describe": "registry", "get_config": "registry",
+    "list_models": "registry", "register_model": "registry",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'efficientvit' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))
+
+
+__all__ = sorted(["CheckpointError", "ConfigError", "EfficientViTConfig", "EfficientViTError", "StageConfig",
+                  "UnknownModelError", *_LAZY])

@@ -4,7 +4,7 @@ timm) on this machine, side by side with the paper's figures."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -33,10 +33,19 @@ def _ours_spec(label: str, timm_name: str, img_size: int = 224, jit: str = "free
     return ModelSpec(label=label, source="efficientvit", config=cfg.to_dict(), img_size=img_size, fold=True, jit=jit)
 
 
-def table_rows(table: str, models: list[str] | None = None, jit: str = "freeze") -> list[BenchRow]:
+def table_rows(table: str, models: list[str] | None = None, jit: str = "trace") -> list[BenchRow]:
     """Rows of paper Table 2 or 3 that can be built here: ours for EfficientViT, timm for peers
-    (random weights, the paper's input size). Every model gets the same deploy treatment:
-    BN folded where the model offers it, then ``jit`` (freeze also folds conv+BN in the rest)."""
+    (random weights, the paper's input size). Every model gets the same treatment: BN folded where
+    the model offers it, then ``jit`` (default ``trace``, the paper's speed-test protocol; ``freeze``
+    also folds conv+BN+ReLU everywhere, which helps the MobileNets far more than the paper saw).
+    ``tables`` is Table 2 and Table 3 together (M5 once), the paper's full peer set."""
+    if table == "tables":
+        seen, rows = set(), []
+        for r in table_rows("table2", None, jit) + table_rows("table3", None, jit):
+            if r.label not in seen:
+                seen.add(r.label)
+                rows.append(r)
+        return _filter(rows, models, table)
     df = paper.table(table)
     rows = []
     for rec in df.to_dict("records"):
@@ -53,6 +62,10 @@ def table_rows(table: str, models: list[str] | None = None, jit: str = "freeze")
         m4 = paper.table("table2").set_index("model").loc[REFERENCE].to_dict()
         m4["model"] = REFERENCE
         rows.append(BenchRow(REFERENCE, _ours_spec(REFERENCE, "efficientvit_m4", 224, jit), m4))
+    return _filter(rows, models, table)
+
+
+def _filter(rows: list[BenchRow], models: list[str] | None, table: str) -> list[BenchRow]:
     if models:
         wanted = {m.lower() for m in models}
         names = lambda r: {r.label.lower(), str(r.paper.get("timm_name") or "").lower()}  # noqa: E731
@@ -61,6 +74,27 @@ def table_rows(table: str, models: list[str] | None = None, jit: str = "freeze")
             raise UserError(f"--models: {', '.join(unknown)} not in {table}; known: {', '.join(r.label for r in rows)}")
         rows = [r for r in rows if names(r) & wanted or r.label == REFERENCE]
     return rows
+
+
+def with_reference_repeats(rows: list[BenchRow], repeats: int) -> list[BenchRow]:
+    """Add ``repeats - 1`` extra copies of M4 under their own labels: the spread of the five
+    medians measured in one session is the repeatability the report states."""
+    ref = next((r for r in rows if r.label == REFERENCE), None)
+    if ref is None or repeats <= 1:
+        return rows
+    extra = [BenchRow(f"{REFERENCE} #{k}", replace(ref.spec, label=f"{REFERENCE} #{k}"), ref.paper)
+             for k in range(2, repeats + 1)]
+    return rows + extra
+
+
+def repeat_spread(df: pd.DataFrame) -> dict[str, dict]:
+    out = {}
+    reps = df[df["model"].str.startswith(REFERENCE) & (df["status"] == "ok")]
+    for backend, g in reps.groupby("backend"):
+        if len(g) > 1:
+            out[backend] = {"n": len(g), "medians": list(g["images_per_s"]),
+                            "spread": float(g["images_per_s"].max() / g["images_per_s"].min() - 1)}
+    return out
 
 
 def _nan(v) -> bool:
@@ -108,9 +142,13 @@ def compare_table(rows: list[BenchRow], records: list[ThroughputRecord]) -> pd.D
     return pd.DataFrame(out)
 
 
+def _main_rows(df: pd.DataFrame) -> pd.DataFrame:
+    return df[~df["model"].str.contains("#", regex=False)]
+
+
 def rank_correlations(df: pd.DataFrame) -> dict[str, dict]:
     out = {}
-    for backend, g in df[df["status"] == "ok"].groupby("backend"):
+    for backend, g in _main_rows(df[df["status"] == "ok"]).groupby("backend"):
         g = g.dropna(subset=["images_per_s", "paper_images_per_s"])
         out[backend] = {"n": len(g), "spearman": spearman(g["images_per_s"], g["paper_images_per_s"])}
     return out
@@ -119,7 +157,7 @@ def rank_correlations(df: pd.DataFrame) -> dict[str, dict]:
 def claims_not_holding(df: pd.DataFrame) -> list[str]:
     """Pairs (EfficientViT, peer) whose speed order in the paper flips on this machine."""
     lines = []
-    ok = df[(df["status"] == "ok") & df["paper_images_per_s"].notna()]
+    ok = _main_rows(df[(df["status"] == "ok") & df["paper_images_per_s"].notna()])
     for backend, g in ok.groupby("backend"):
         evit = g[g["model"].str.startswith("EfficientViT")]
         peers = g[~g["model"].str.startswith("EfficientViT")]
@@ -170,7 +208,7 @@ def plot_paper_vs_ours(df: pd.DataFrame, path: Path, title: str) -> None:
     backends = [b for b in df["backend"].unique() if (df[(df.backend == b) & (df.status == "ok")]["paper_images_per_s"].notna()).any()]
     fig, axes = plt.subplots(1, max(1, len(backends)), figsize=(6 * max(1, len(backends)), 5.5), squeeze=False)
     for ax, b in zip(axes[0], backends):
-        g = df[(df.backend == b) & (df.status == "ok")].dropna(subset=["paper_images_per_s", "images_per_s"])
+        g = _main_rows(df[(df.backend == b) & (df.status == "ok")]).dropna(subset=["paper_images_per_s", "images_per_s"])
         evit = g["model"].str.startswith("EfficientViT")
         ax.scatter(g[~evit]["paper_images_per_s"], g[~evit]["images_per_s"], label="peers (timm)", color="tab:gray")
         ax.scatter(g[evit]["paper_images_per_s"], g[evit]["images_per_s"], label="EfficientViT (ours, deploy)", color="tab:red")
@@ -208,10 +246,16 @@ def write_table_report(table: str, rows: list[BenchRow], records: list[Throughpu
              f"Paper {table.replace('table', 'Table ')} re-measured here, random weights, {settings_desc}.",
              "EfficientViT models are ours in deploy mode; peers are timm's, BN folded where the model offers it, "
              "with the same JIT treatment. Ratios to M4 are medians of per-round paired ratios measured in the same session.",
-             "", "## Environment", "", environment_md(env), "", "## Throughput", "", markdown_table(df, cols), "",
+             "", "## Environment", "", environment_md(env), "", "## Throughput", "",
+             markdown_table(df[df.status != "skipped"], cols), "",
              "## Rank agreement with the paper", ""]
     for b, c in corr.items():
         lines.append(f"- {b}: Spearman {c['spearman']:.3f} over {c['n']} models")
+    lines += ["", "## Repeatability", "", f"{REFERENCE} measured as separate models in the same session; "
+              "target: spread of the medians (max/min - 1) at most 3 %.", ""]
+    for b, r in repeat_spread(df).items():
+        lines.append(f"- {b}: {r['n']} medians {', '.join(f'{m:.1f}' for m in r['medians'])} img/s: spread "
+                     f"{100 * r['spread']:.1f} % ({'met' if r['spread'] <= 0.03 else 'NOT met'})")
     lines += ["", "## Claims of the paper that do not hold here", ""]
     lines += [f"- {c}" for c in claims] or ["- none: every EfficientViT-vs-peer speed order of the paper holds here."]
     failed = df[df.status != "ok"]

@@ -7,7 +7,7 @@ import argparse
 
 
 def add_all(sub: argparse._SubParsersAction) -> None:
-    for add in (_models, _bench, _train, _proxy_check):
+    for add in (_models, _bench, _train, _proxy_check, _run, _show, _report, _export, _ablate, _data, _tui):
         add(sub)
 
 
@@ -80,11 +80,14 @@ def _bench(sub) -> None:
                        description="Measure throughput side by side with the paper's figures. 'table2'/'table3': "
                                    "EfficientViT M0-M5 (ours, deploy mode) and every peer of the table that timm has. "
                                    "'deploy': our M0-M5 deploy mode vs timm's efficientvit_msra eager and BN-folded.")
-    p.add_argument("table", choices=["table2", "table3", "deploy"])
+    p.add_argument("table", choices=["table2", "table3", "tables", "deploy"],
+                   help="table2, table3, tables (both: the paper's 21 peers and M0-M5) or deploy")
     p.add_argument("--models", help="comma-separated paper names or timm names (default: all); M4 is always measured")
-    p.add_argument("--jit", choices=["none", "trace", "freeze"], default="freeze",
-                   help="JIT applied to every model in table2/table3 (default: freeze)")
+    p.add_argument("--jit", choices=["none", "trace", "freeze"], default="trace",
+                   help="JIT applied to every model in table2/table3 (default: trace, the paper's protocol)")
     p.add_argument("--reports", default="reports", help="folder for CSV, markdown and PNG (default: reports/)")
+    p.add_argument("--repeat-reference", type=int, default=5,
+                   help="measure M4 this many times in the session to report repeatability (default 5; 1 = off)")
     _add_measure_options(p)
     p.set_defaults(func=_run_bench)
 
@@ -120,7 +123,7 @@ def _run_bench(args) -> int:
                       *(bench._fmt(r[c], 3) for c in ("ours_over_timm_eager", "ours_over_timm_folded_traced", "ours_over_timm_folded_frozen")))
         console.print(t)
     else:
-        rows = bench.table_rows(args.table, models, args.jit)
+        rows = bench.with_reference_repeats(bench.table_rows(args.table, models, args.jit), args.repeat_reference)
         specs = [r.spec for r in rows]
         with progress() as prog:
             records = measure(specs, backends, settings, reference=bench.REFERENCE,
@@ -128,7 +131,10 @@ def _run_bench(args) -> int:
         df, corr, claims, paths = bench.write_table_report(args.table, rows, records, Path(args.reports), desc)
         t = Table("model", "backend", "img/s", "min-max", "ratio to M4", "paper img/s", "paper ratio", "ours/paper",
                   title=f"{args.table}: measured here vs the paper")
+        skipped = sorted({(r["backend"], r["reason"]) for r in df.to_dict("records") if r["status"] == "skipped"})
         for r in df.to_dict("records"):
+            if r["status"] == "skipped":
+                continue
             if r["status"] != "ok":
                 t.add_row(r["model"], r["backend"], f"[red]{r['status']}[/]", r["reason"] or "", "", bench._fmt(r["paper_images_per_s"]), "", "")
                 continue
@@ -137,8 +143,12 @@ def _run_bench(args) -> int:
                       bench._fmt(r["ratio_to_m4"], 3), bench._fmt(r["paper_images_per_s"]),
                       bench._fmt(r["paper_ratio_to_m4"], 3), bench._fmt(r["ours_over_paper"], 2))
         console.print(t)
+        for b, why in skipped:
+            console.print(f"[yellow]{b} skipped:[/] {why}")
         for b, c in corr.items():
             console.print(f"Spearman vs paper, {b}: {c['spearman']:.3f} over {c['n']} models")
+        for b, r in bench.repeat_spread(df).items():
+            console.print(f"{bench.REFERENCE} x{r['n']} in one session, {b}: spread of medians {100 * r['spread']:.1f} %")
         for c in claims:
             console.print(f"[yellow]does not hold here:[/] {c}")
     console.print("wrote " + ", ".join(str(p) for p in paths.values()))
@@ -282,3 +292,234 @@ def _run_proxy_check(args) -> int:
         console.print(line)
     console.print("wrote " + ", ".join(str(p) for p in summary["paths"].values()))
     return 0
+
+
+# --------------------------------------------------------------------------- search
+def _add_storage(p) -> None:
+    p.add_argument("--storage", help="Optuna storage URL or path (default: sqlite:///runs/evit-search.db, or $EVIT_STORAGE)")
+
+
+def _run(sub) -> None:
+    p = sub.add_parser("run", help="search for candidates within a speed budget with the best proxy accuracy",
+                       description="Search EfficientViT designs: candidates at least BUDGET faster than the reference "
+                                   "(measured here, in the same session), ranked by proxy accuracy, stored in an Optuna study.")
+    p.add_argument("--budget", default="1.25x", help="1.25x, 500ips, 20ms, params<5M, flops<300M (comma-separated)")
+    p.add_argument("--reference", help="reference model (default: the space's, e.g. efficientvit_m4)")
+    p.add_argument("--space", default="efficientvit", help="a space YAML file or a built-in name (efficientvit, tiny)")
+    p.add_argument("--trials", type=int, help="number of trials (this run)")
+    p.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
+    p.add_argument("--sampler", default="nsga2", help="nsga2 (default), tpe, random, grid")
+    p.add_argument("--study", help="study name; an existing one is resumed")
+    _add_storage(p)
+    p.add_argument("--jobs", type=int, default=1, help="worker processes on this machine")
+    p.add_argument("--backend", default="torch-cpu", help="backend of the budget: torch-cpu, onnx-cpu, cuda, onnx-cuda")
+    p.add_argument("--runs-dir", default="runs", help="where trained candidates are saved (default runs/)")
+    p.add_argument("--no-train-reference", action="store_true", help="do not train the reference for comparison")
+    p.add_argument("--measure-seconds", type=float, default=1.0, help="seconds per timed segment (default 1)")
+    p.add_argument("--measure-rounds", type=int, default=5, help="minimum interleaved rounds per measurement (default 5)")
+    _add_data_options(p)
+    p.set_defaults(func=_run_run)
+
+
+def _run_run(args) -> int:
+    from dataclasses import asdict
+
+    from .engine import RunConfig
+    from .runcmd import run
+    from .throughput import Settings
+
+    from .errors import UserError
+
+    if args.measure_seconds <= 0:
+        raise UserError(f"--measure-seconds={args.measure_seconds} must be positive")
+    if args.measure_rounds <= 0:
+        raise UserError(f"--measure-rounds={args.measure_rounds} must be positive")
+    rc = RunConfig(space=args.space, budget=args.budget, reference=args.reference, backend=args.backend,
+                   sampler=args.sampler, seed=args.seed, study=args.study, storage=args.storage, trials=args.trials,
+                   timeout=args.timeout, jobs=args.jobs, data=args.data, data_dir=args.data_dir, classes=args.classes,
+                   per_class=args.per_class, protocol=args.protocol, epochs=args.epochs, train_threads=args.train_threads,
+                   runs_dir=args.runs_dir, train_reference=not args.no_train_reference,
+                   measure=asdict(Settings(seconds=args.measure_seconds, warmup_s=args.measure_seconds,
+                                           min_rounds=args.measure_rounds, max_rounds=max(9, args.measure_rounds))))
+    return run(rc)
+
+
+def _show(sub) -> None:
+    p = sub.add_parser("show", help="a study's front and trials; CSV/Parquet through pandas")
+    p.add_argument("study")
+    _add_storage(p)
+    p.add_argument("--all", action="store_true", help="list every trial, not only the front")
+    p.add_argument("--csv", help="write all trials to this CSV file")
+    p.add_argument("--parquet", help="write all trials to this Parquet file")
+    p.set_defaults(func=_run_show)
+
+
+def _run_show(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from . import storage as st
+    from .runcmd import _status_line, front_table
+
+    console = Console()
+    study = st.load_study(args.study, args.storage)
+    s = st.summary(study)
+    console.print(front_table(s, study.user_attrs))
+    console.print(_status_line(s, None))
+    if args.all:
+        t = Table("trial", "status", "top-1 %", "ratio", "params M", "FLOPs M", "knobs", "reason", title="all trials")
+        for r in s["records"]:
+            t.add_row(str(r.number), r.status, f"{r.accuracy:.2f}" if r.accuracy is not None else "-",
+                      f"{r.ratio:.3f}" if r.ratio is not None else "-",
+                      f"{r.cost['params_m']:.2f}" if r.cost else "-", f"{r.cost['flops_m']:.0f}" if r.cost else "-",
+                      r.knob_text(), r.reason or "")
+        console.print(t)
+    df = st.to_dataframe(s["records"])
+    if args.csv:
+        df.to_csv(args.csv, index=False)
+        console.print(f"wrote {args.csv}")
+    if args.parquet:
+        df.to_parquet(args.parquet, index=False)
+        console.print(f"wrote {args.parquet}")
+    return 0
+
+
+def _report(sub) -> None:
+    p = sub.add_parser("report", help="markdown + PNG Pareto plot of a study under reports/")
+    p.add_argument("study")
+    _add_storage(p)
+    p.add_argument("--reports", default="reports")
+    p.set_defaults(func=_run_report)
+
+
+def _run_report(args) -> int:
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from . import storage as st
+    from .report import write_study_report
+
+    paths = write_study_report(st.load_study(args.study, args.storage), Path(args.reports))
+    Console().print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def _export(sub) -> None:
+    p = sub.add_parser("export", help="a trial's config YAML, ONNX file and state dict")
+    p.add_argument("study")
+    p.add_argument("trial", type=int)
+    p.add_argument("--to", required=True, help="output folder")
+    _add_storage(p)
+    p.set_defaults(func=_run_export)
+
+
+def _run_export(args) -> int:
+    from rich.console import Console
+
+    from .exporting import export_trial
+
+    written, note = export_trial(args.study, args.trial, args.to, args.storage)
+    console = Console()
+    if note:
+        console.print(f"[yellow]{note}[/]")
+    console.print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+# --------------------------------------------------------------------------- ablate
+def _ablate(sub) -> None:
+    p = sub.add_parser("ablate", help="reproduce the paper's Table 6 ablations side by side with its numbers")
+    p.add_argument("table", help="table6 (built in) or a rows YAML file like search_spaces/table6.yaml")
+    p.add_argument("--no-train", action="store_true", help="measure params, FLOPs and throughput only")
+    p.add_argument("--study", help="study name (default: derived from table, data, protocol); resumed if it exists")
+    _add_storage(p)
+    p.add_argument("--img-size", type=int, default=224, help="input size for cost and throughput (default 224)")
+    p.add_argument("--no-suggest-depths", action="store_true", help="do not measure alternative depths for rows 2-4")
+    p.add_argument("--reports", default="reports")
+    _add_data_options(p)
+    _add_measure_options(p, seconds=1.5, backends="torch-cpu,onnx-cpu,cuda")
+    p.set_defaults(func=_run_ablate)
+
+
+def _run_ablate(args) -> int:
+    from pathlib import Path
+
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    from .ablate import ablate, column_agreement
+    from .bench import _fmt
+    from .errors import UserError
+    from .measure import check_backends
+
+    console = Console()
+    if args.img_size < 16:
+        raise UserError(f"--img-size={args.img_size} must be >= 16")
+    backends = check_backends(split_list(args.backends))
+    missing_gpu = [b for b in backends if b.endswith("cuda")] if not torch.cuda.is_available() else []
+    if missing_gpu:
+        console.print(f"[yellow]skipping {', '.join(missing_gpu)}: no CUDA GPU on this machine[/]")
+        backends = [b for b in backends if b not in missing_gpu]
+    if not backends:
+        raise UserError("--backends: none of them can run on this machine")
+    res = ablate(args.table, backends, args.protocol, args.data, args.data_dir, not args.no_train, args.storage, args.study,
+                 measure_settings(args), args.seed, Path(args.reports), epochs=args.epochs, img_size=args.img_size,
+                 train_threads=args.train_threads, console=console, suggest_depths=not args.no_suggest_depths)
+    df = res["table"]
+    t = Table("row", "ablation", "paper top-1", "ours top-1", *(f"{b} Δ% ours / paper" for b in backends),
+              title=f"Table 6: {res['study']}")
+    for r in df.to_dict("records"):
+        t.add_row(str(r["row"]), r["ablation"], _fmt(r["paper_top1"]), _fmt(r["top1"], 2),
+                  *(f"{_fmt(r[f'{b}_delta_pct'])} / {_fmt(r[f'{b}_paper_delta_pct'])}" for b in backends))
+    console.print(t)
+    agree = column_agreement(df, backends)
+    console.print(f"top-1 same sign {agree['top1']['agree']}/{agree['top1']['n']}, Kendall tau {_fmt(agree['kendall_top1'], 3)}; "
+                  + "; ".join(f"{b} same sign {agree[b]['agree']}/{agree[b]['n']}" for b in backends))
+    for n in res["depth_notes"]:
+        if n["off"]:
+            s = res["suggestions"].get(n["row"])
+            console.print(f"[yellow]row {n['row']} on {n['backend']}: {n['ratio']:.3f}x row 1 (>10 % off)[/]"
+                          + (f"; depth {s['depth']} would match best ({s['ratio']:.3f}x)" if s else ""))
+    console.print("wrote " + ", ".join(str(p) for p in res["paths"].values()))
+    return 0
+
+
+# --------------------------------------------------------------------------- data
+def _data(sub) -> None:
+    p = sub.add_parser("data", help="find or fetch datasets")
+    p.add_argument("action", choices=["fetch", "info"])
+    p.add_argument("dataset", nargs="?", default="fashion-mnist")
+    p.add_argument("--data-dir", help="where to put (fetch) or look for (info) the dataset")
+    p.set_defaults(func=_run_data)
+
+
+def _run_data(args) -> int:
+    from rich.console import Console
+
+    from .data import fetch_fashion_mnist, load_dataset
+    from .errors import UserError
+
+    console = Console()
+    if args.action == "fetch":
+        if args.dataset != "fashion-mnist":
+            raise UserError(f"data fetch: only fashion-mnist can be fetched; for {args.dataset} download it and pass --data-dir")
+        console.print(f"fetched into {fetch_fashion_mnist(args.data_dir)}")
+        return 0
+    console.print(load_dataset(args.dataset, args.data_dir).describe())
+    return 0
+
+
+# --------------------------------------------------------------------------- tui
+def _tui(sub) -> None:
+    p = sub.add_parser("tui", help="browse studies, candidates and Pareto fronts in the terminal (live)")
+    p.add_argument("study", nargs="?", help="study name (default: pick from the storage's studies)")
+    _add_storage(p)
+    p.set_defaults(func=_run_tui)
+
+
+def _run_tui(args) -> int:
+    from .tui.app import run_tui
+
+    return run_tui(args.study, args.storage)

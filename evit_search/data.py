@@ -258,18 +258,20 @@ def load_digits() -> DataBundle:
 
 def make_synthetic(n_train: int = 512, n_val: int = 128, num_classes: int = 4, resolution: int = 32,
                    in_chans: int = 1, seed: int = 0) -> DataBundle:
-    """Deterministic, learnable images: class k is a grating at angle k*pi/K plus noise."""
+    """Deterministic, learnable images: class k is a grating of frequency 1.5 + 1.5k cycles at a
+    random angle and phase, plus noise. Flips and mild crops keep the class."""
     g = torch.Generator().manual_seed(seed)
     coords = torch.linspace(-1, 1, resolution)
     yy, xx = torch.meshgrid(coords, coords, indexing="ij")
 
     def make(n):
         y = torch.randint(0, num_classes, (n,), generator=g)
-        angle = y.float() * torch.pi / num_classes
+        freq = (1.5 + 1.5 * y.float()) * torch.pi
+        angle = torch.rand(n, generator=g) * torch.pi
         phase = torch.rand(n, generator=g) * 2 * torch.pi
         proj = xx[None] * torch.cos(angle)[:, None, None] + yy[None] * torch.sin(angle)[:, None, None]
-        img = 0.5 + 0.4 * torch.sin(proj * 6.0 + phase[:, None, None])
-        img = img[:, None].expand(n, in_chans, resolution, resolution) + 0.15 * torch.randn(n, in_chans, resolution, resolution, generator=g)
+        img = 0.5 + 0.4 * torch.sin(proj * freq[:, None, None] + phase[:, None, None])
+        img = img[:, None].expand(n, in_chans, resolution, resolution) + 0.1 * torch.randn(n, in_chans, resolution, resolution, generator=g)
         return (img.clamp(0, 1) * 255).round().to(torch.uint8), y
 
     tx, ty = make(n_train)

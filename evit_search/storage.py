@@ -148,6 +148,12 @@ class TrialRecord:
     duration_s: float | None = None
     row: int | None = None  # Table 6 row, for ablation studies
     label: str | None = None
+    reference_throughput: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def reference_images_per_s(self) -> float | None:
+        primary = next(iter(self.reference_throughput.values()), None)
+        return primary.get("images_per_s") if primary else None
 
     @property
     def images_per_s(self) -> float | None:
@@ -184,7 +190,7 @@ def trial_record(t) -> TrialRecord:
     values = t.values if t.values else None
     cons = ua.get("constraints") or {}
     feasible = None
-    if cons:
+    if cons and ua.get("status") != "failed":  # a failed trial's feasibility is unknown
         feasible = all(v <= 0 for v in cons.values())
     status = ua.get("status") or {"complete": "ok", "fail": "failed", "running": "running"}.get(_state(t), _state(t))
     dur = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start else None
@@ -195,7 +201,7 @@ def trial_record(t) -> TrialRecord:
         feasible=feasible, reason=ua.get("reason"), params=dict(t.params), config=ua.get("config"),
         cost=ua.get("cost"), throughput=ua.get("throughput") or {}, constraints=cons, train=ua.get("train"),
         env=ua.get("env"), duplicate_of=ua.get("duplicate_of"), host=ua.get("host"), duration_s=dur,
-        row=ua.get("row"), label=ua.get("label"),
+        row=ua.get("row"), label=ua.get("label"), reference_throughput=ua.get("reference_throughput") or {},
     )
 
 

@@ -1,0 +1,1 @@
+"""Terminal UI (Textual) over stored studies. Never imports torch to open."""

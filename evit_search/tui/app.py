@@ -1,0 +1,474 @@
+"""``evit-search tui``: browse a study's candidates and Pareto front, live, in the terminal.
+
+A thin App; screens compose widgets; storage is read off the UI thread (a thread worker) and
+the table refreshes when new trials arrive. torch is never imported to open the app.
+"""
+
+from __future__ import annotations
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import DataTable, Footer, Header, Input, Label, OptionList, Static
+from textual_plotext import PlotextPlot
+
+from .. import storage as st
+from . import data as D
+
+HELP = """\
+[b]Keys[/b]
+  ↑/↓, click      move in the trials table
+  enter           open the candidate's detail
+  s               sort by the column under the cursor; again reverses; click a header too
+  a f p x         filter: all, feasible only, front only, failed
+  /               text filter on knobs (e.g. "H=4/" or "C=96"); esc leaves it
+  m               mark the current trial for compare; c compares it with the marked one
+  e               export the current trial (config YAML, ONNX, state dict) to ./export/
+  y               copy the current trial's config as YAML
+  t               Table 6 view (ablation studies)
+  o               plot: swap the axes between accuracy/ratio and params/FLOPs
+  r               reload now (it also reloads every few seconds)
+  ?               this help;  q  quit
+Click a point in the plot to select its trial."""
+
+
+class HelpScreen(ModalScreen):
+    BINDINGS = [Binding("escape,q,question_mark", "app.pop_screen", "close")]
+
+    def compose(self) -> ComposeResult:
+        yield Static(HELP, id="help")
+
+
+class StudyPicker(Screen):
+    """Lists the studies of a storage to pick from."""
+
+    BINDINGS = [Binding("q", "app.quit", "quit")]
+
+    def __init__(self, studies: list[dict]):
+        super().__init__()
+        self.studies = studies
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Label("Pick a study (enter):", id="picker-title")
+        yield OptionList(*(f"{s['name']}  [{s['kind']}]  {s['n_trials']} trials" for s in self.studies), id="picker")
+        yield Footer()
+
+    @on(OptionList.OptionSelected)
+    def picked(self, event: OptionList.OptionSelected) -> None:
+        self.app.open_study(self.studies[event.option_index]["name"])
+
+
+class DetailScreen(Screen):
+    BINDINGS = [Binding("escape,q", "app.pop_screen", "back"), Binding("y", "app.copy_yaml", "copy YAML"),
+                Binding("e", "app.export", "export")]
+
+    def __init__(self, rec: st.TrialRecord):
+        super().__init__()
+        self.rec = rec
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll():
+            yield Static(D.detail_text(self.rec), id="detail-text")
+            if D.history(self.rec):
+                yield PlotextPlot(id="curve")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        hist = D.history(self.rec)
+        if hist:
+            plt = self.query_one("#curve", PlotextPlot).plt
+            ep = [h["epoch"] for h in hist]
+            plt.plot(ep, [h["val_top1"] for h in hist], label="val top-1 %", marker="braille")
+            plt.plot(ep, [100 * h["train_loss"] / max(1e-9, hist[0]["train_loss"]) for h in hist],
+                     label="train loss (% of epoch 1)", marker="braille")
+            plt.title("training curve")
+            plt.xlabel("epoch")
+
+
+class CompareScreen(Screen):
+    BINDINGS = [Binding("escape,q", "app.pop_screen", "back")]
+
+    def __init__(self, a: st.TrialRecord, b: st.TrialRecord):
+        super().__init__()
+        self.a, self.b = a, b
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Label(f"Compare #{self.a.number} (A) with #{self.b.number} (B)", id="compare-title")
+        yield DataTable(id="compare", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        t = self.query_one(DataTable)
+        t.add_columns("field", f"A #{self.a.number}", f"B #{self.b.number}", "B - A")
+        for row in D.compare_rows(self.a, self.b):
+            t.add_row(*row)
+
+
+class AblationScreen(Screen):
+    BINDINGS = [Binding("escape,q,t", "app.pop_screen", "back")]
+
+    def __init__(self, view: D.StudyView):
+        super().__init__()
+        self.view = view
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Label(f"Table 6: paper vs ours ({self.view.name})", id="ablation-title")
+        yield DataTable(id="ablation", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        rows = D.ablation_rows(self.view)
+        backends = sorted({k[: -len("_delta_pct")] for r in rows for k in r if k.endswith("_delta_pct") and not k.startswith("paper")})
+        t = self.query_one(DataTable)
+        t.add_columns("row", "ablation", "paper top-1", "ours top-1", "paper Δ", "ours Δ", "paper GPU Δ%",
+                      "paper ONNX Δ%", *(f"ours {b} Δ%" for b in backends))
+
+        def f(v, nd=1):
+            return "-" if v is None else f"{v:+.{nd}f}" if nd < 0 else f"{v:.{nd}f}"
+
+        for r in rows:
+            t.add_row(str(r["row"]), r["ablation"][:34], f(r["paper_top1"]), f(r["top1"], 2), f(r["paper_top1_delta"]),
+                      f(r["top1_delta"], 2), f(r["paper_gpu_delta_pct"]), f(r["paper_onnx_delta_pct"]),
+                      *(f(r.get(f"{b}_delta_pct")) for b in backends))
+
+
+class MainScreen(Screen):
+    AUTO_FOCUS = "#trials"
+    BINDINGS = [
+        Binding("question_mark", "app.push_screen('help')", "help"),
+        Binding("enter", "app.open", "detail", show=False),
+        Binding("a", "app.filter('all')", "all"), Binding("f", "app.filter('feasible')", "feasible"),
+        Binding("p", "app.filter('front')", "front"), Binding("x", "app.filter('failed')", "failed"),
+        Binding("slash", "app.search", "filter text"), Binding("s", "app.sort", "sort"),
+        Binding("m", "app.mark", "mark"), Binding("c", "app.compare", "compare"), Binding("e", "app.export", "export"),
+        Binding("y", "app.copy_yaml", "copy YAML", show=False), Binding("t", "app.ablation", "Table 6", show=False),
+        Binding("o", "app.swap_axes", "axes", show=False), Binding("r", "app.reload", "reload", show=False),
+        Binding("q", "app.quit", "quit"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Label("", id="summary")
+        with Horizontal(id="body"):
+            with Vertical(id="left"):
+                yield Input(placeholder="filter knobs, e.g. H=4/ (press / )", id="query")
+                yield DataTable(id="trials", cursor_type="row", zebra_stripes=True)
+            yield PlotextPlot(id="plot")
+        yield Footer()
+
+
+class EvitTui(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "evit-search"
+    SCREENS = {"help": HelpScreen}
+
+    def __init__(self, study: str | None, storage: str | None, refresh_s: float = 2.0, studies: list[dict] | None = None):
+        super().__init__()
+        self.study_name, self.storage_url, self.refresh_s = study, storage, refresh_s
+        self.studies = studies or []
+        self.view: D.StudyView | None = None
+        self.mode, self.query_text = "all", ""
+        self.sort_key, self.sort_reverse = "number", False
+        self.axes = ("ratio", "accuracy")
+        self.marked: int | None = None
+        self.shown: list[st.TrialRecord] = []
+        self._signature: tuple | None = None
+        self._plot_points: list[tuple[float, float, int]] = []
+
+    # ------------------------------------------------------------------ lifecycle
+    def on_mount(self) -> None:
+        if self.study_name:
+            self.open_study(self.study_name)
+        else:
+            self.push_screen(StudyPicker(self.studies))
+
+    def open_study(self, name: str) -> None:
+        self.study_name = name
+        self.sub_title = name
+        self.push_screen(MainScreen())
+        self.call_after_refresh(self._init_table)
+        self.load()
+        self.set_interval(self.refresh_s, self.load)
+
+    def _init_table(self) -> None:
+        t = self.main.query_one("#trials", DataTable)
+        if not t.columns:
+            for key, header in D.COLUMNS:
+                t.add_column(header, key=key)
+
+    @property
+    def main(self) -> MainScreen:
+        return next(s for s in self.screen_stack if isinstance(s, MainScreen))
+
+    @work(thread=True, exclusive=True, group="load")
+    def load(self) -> None:
+        """Read the storage off the UI thread; hand the result to the UI thread."""
+        try:
+            view = D.load_view(self.study_name, self.storage_url)
+        except Exception as e:  # noqa: BLE001 - shown in the UI, the app keeps running
+            self.call_from_thread(self.notify, f"cannot read the study: {e}", severity="error")
+            return
+        self.call_from_thread(self._apply, view)
+
+    def _apply(self, view: D.StudyView) -> None:
+        sig = tuple((r.number, r.state, r.status) for r in view.records)
+        if sig == self._signature:
+            return
+        self._signature = sig
+        self.view = view
+        self.render_all()
+
+    def render_all(self) -> None:
+        if self.view is None:
+            return
+        self._init_table()
+        scr = self.main
+        recs = D.sort_records(D.filtered(self.view, self.mode, self.query_text), self.sort_key, self.sort_reverse)
+        self.shown = recs
+        t = scr.query_one("#trials", DataTable)
+        current = self.current_number()
+        t.clear()
+        for r in recs:
+            style = "bold red" if r.number in self.view.front else None
+            cells = [D.text(r, k) for k, _ in D.COLUMNS]
+            if style:
+                from rich.text import Text
+
+                cells = [Text(c, style=style) for c in cells]
+            t.add_row(*cells, key=str(r.number))
+        if current is not None and any(r.number == current for r in recs):
+            t.move_cursor(row=[r.number for r in recs].index(current))
+        counts = {}
+        for r in self.view.records:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        ref = (self.view.attrs.get("reference_result") or {}).get("top1")
+        scr.query_one("#summary", Label).update(
+            f"{self.view.name} [{self.view.kind}] | {len(self.view.records)} trials: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+            + f" | front {len(self.view.front)} | budget {self.view.attrs.get('budget', '-')} vs "
+              f"{self.view.attrs.get('reference', '-')}" + (f" (proxy {ref:.2f} %)" if ref is not None else "")
+            + f" | filter {self.mode}" + (f" '{self.query_text}'" if self.query_text else "")
+            + f" | sort {self.sort_key}{' desc' if self.sort_reverse else ''}")
+        self.draw_plot()
+
+    # ------------------------------------------------------------------ plot
+    def _xy(self, r: st.TrialRecord) -> tuple[float | None, float | None]:
+        def val(key):
+            if key in ("ratio", "accuracy"):
+                return getattr(r, key)
+            return (r.cost or {}).get(key)
+
+        return val(self.axes[0]), val(self.axes[1])
+
+    def draw_plot(self) -> None:
+        plot = self.main.query_one("#plot", PlotextPlot)
+        plt = plot.plt
+        plt.clear_data()
+        plt.clear_figure()
+        self._plot_points = []
+        groups = {"trained": [], "front": [], "infeasible": [], "failed": []}
+        for r in self.view.records:
+            x, y = self._xy(r)
+            if x is None:
+                continue
+            if r.status == "failed":
+                groups["failed"].append((x, y if y is not None else 0.0, r.number))
+            elif y is None:
+                groups["infeasible"].append((x, 0.0, r.number))
+            elif r.number in self.view.front:
+                groups["front"].append((x, y, r.number))
+            elif r.status in ("ok", "measured"):
+                groups["trained"].append((x, y, r.number))
+        lo = min([p[1] for g in ("trained", "front") for p in groups[g]], default=0.0)
+        for name, marker, color in (("trained", "dot", "blue"), ("infeasible", "x", "gray"), ("failed", "x", "red"),
+                                    ("front", "dot", "red")):
+            pts = groups[name]
+            if name in ("infeasible", "failed"):  # no accuracy: on the lower edge at their measured x
+                pts = [(x, lo, n) for x, _, n in pts]
+            if pts:
+                plt.scatter([p[0] for p in pts], [p[1] for p in pts], marker=marker, color=color, label=name)
+                self._plot_points += pts
+        if groups["front"]:
+            fr = sorted(groups["front"])
+            plt.plot([p[0] for p in fr], [p[1] for p in fr], color="red", marker="braille")
+        if self.axes == ("ratio", "accuracy"):
+            ref = (self.view.attrs.get("reference_result") or {}).get("top1")
+            if ref is not None:
+                plt.scatter([1.0], [ref], marker="*", color="green", label="reference")
+            budget = self.view.attrs.get("budget", "")
+            if budget.endswith("x"):
+                try:
+                    plt.vline(float(budget.split(",")[0][:-1]), color="green")
+                except ValueError:
+                    pass
+        cur = self.current_number()
+        sel = [p for p in self._plot_points if p[2] == cur]
+        if sel:
+            plt.scatter([sel[0][0]], [sel[0][1]], marker="O", color="yellow", label=f"#{cur}")
+        plt.xlabel(self.axes[0])
+        plt.ylabel(self.axes[1])
+        plt.title("Pareto front (click a point)")
+        plot.refresh()
+
+    def on_click(self, event) -> None:
+        plot = self.main.query_one("#plot", PlotextPlot) if self.view else None
+        if plot is None or event.widget is not plot or not self._plot_points:
+            return
+        # map the click to data coordinates (approximately: plotext's margins ignored) and pick
+        # the nearest point in normalised distance
+        xs = [p[0] for p in self._plot_points]
+        ys = [p[1] for p in self._plot_points]
+        w, h = max(1, plot.size.width - 8), max(1, plot.size.height - 4)
+        fx = min(1.0, max(0.0, (event.x - 6) / w))
+        fy = min(1.0, max(0.0, 1 - (event.y - 1) / h))
+        x = min(xs) + fx * (max(xs) - min(xs))
+        y = min(ys) + fy * (max(ys) - min(ys))
+        sx, sy = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
+        best = min(self._plot_points, key=lambda p: ((p[0] - x) / sx) ** 2 + ((p[1] - y) / sy) ** 2)
+        self.select_number(best[2])
+
+    # ------------------------------------------------------------------ selection helpers
+    def current_number(self) -> int | None:
+        try:
+            t = self.main.query_one("#trials", DataTable)
+        except Exception:  # noqa: BLE001 - no main screen yet
+            return None
+        if not self.shown or t.cursor_row is None or t.cursor_row >= len(self.shown):
+            return None
+        return self.shown[t.cursor_row].number
+
+    def current_record(self) -> st.TrialRecord | None:
+        n = self.current_number()
+        return next((r for r in self.view.records if r.number == n), None) if self.view and n is not None else None
+
+    def select_number(self, number: int) -> None:
+        numbers = [r.number for r in self.shown]
+        if number not in numbers:
+            self.mode, self.query_text = "all", ""
+            self.render_all()
+            numbers = [r.number for r in self.shown]
+        self.main.query_one("#trials", DataTable).move_cursor(row=numbers.index(number))
+        self.draw_plot()
+
+    @on(DataTable.RowHighlighted, "#trials")
+    def _highlight(self, event) -> None:
+        if self.view:
+            self.draw_plot()
+
+    @on(DataTable.RowSelected, "#trials")
+    def _selected(self, event) -> None:
+        self.action_open()
+
+    @on(DataTable.HeaderSelected, "#trials")
+    def _header(self, event: DataTable.HeaderSelected) -> None:
+        key = event.column_key.value
+        self.sort_reverse = not self.sort_reverse if key == self.sort_key else False
+        self.sort_key = key
+        self.render_all()
+
+    @on(Input.Changed, "#query")
+    def _query(self, event: Input.Changed) -> None:
+        self.query_text = event.value
+        self.render_all()
+
+    @on(Input.Submitted, "#query")
+    def _query_done(self, event: Input.Submitted) -> None:
+        self.main.query_one("#trials", DataTable).focus()
+
+    def on_key(self, event) -> None:
+        if event.key == "escape" and isinstance(self.focused, Input):
+            self.main.query_one("#trials", DataTable).focus()
+            event.stop()
+
+    # ------------------------------------------------------------------ actions
+    def action_open(self) -> None:
+        rec = self.current_record()
+        if rec:
+            self.push_screen(DetailScreen(rec))
+
+    def action_filter(self, mode: str) -> None:
+        self.mode = mode
+        self.render_all()
+
+    def action_sort(self) -> None:
+        """Sort by the column under the cursor; again on the same column reverses."""
+        t = self.main.query_one("#trials", DataTable)
+        key = D.COLUMNS[t.cursor_column][0]
+        self.sort_reverse = not self.sort_reverse if key == self.sort_key else False
+        self.sort_key = key
+        self.render_all()
+
+    def action_search(self) -> None:
+        self.main.query_one("#query", Input).focus()
+
+    def action_mark(self) -> None:
+        self.marked = self.current_number()
+        self.notify(f"marked #{self.marked} for compare; move to another trial and press c")
+
+    def action_compare(self) -> None:
+        rec = self.current_record()
+        other = next((r for r in self.view.records if r.number == self.marked), None) if self.view else None
+        if rec is None or other is None or other.number == rec.number:
+            self.notify("mark a trial with m first, then press c on another one", severity="warning")
+            return
+        self.push_screen(CompareScreen(other, rec))
+
+    def action_ablation(self) -> None:
+        if self.view and self.view.kind == "ablation":
+            self.push_screen(AblationScreen(self.view))
+        else:
+            self.notify("the Table 6 view is for ablation studies (evit-search ablate)", severity="warning")
+
+    def action_swap_axes(self) -> None:
+        self.axes = ("flops_m", "params_m") if self.axes == ("ratio", "accuracy") else ("ratio", "accuracy")
+        self.draw_plot()
+
+    def action_reload(self) -> None:
+        self._signature = None
+        self.load()
+
+    def action_copy_yaml(self) -> None:
+        import yaml
+
+        rec = self.current_record() if not isinstance(self.screen, DetailScreen) else self.screen.rec
+        if rec and rec.config:
+            self.copy_to_clipboard(yaml.safe_dump(rec.config, sort_keys=False))
+            self.notify(f"config of #{rec.number} copied as YAML")
+
+    def action_export(self) -> None:
+        rec = self.current_record() if not isinstance(self.screen, DetailScreen) else self.screen.rec
+        if rec:
+            self.notify(f"exporting #{rec.number} to ./export/ ...")
+            self._export(rec.number)
+
+    @work(thread=True, group="export")
+    def _export(self, number: int) -> None:
+        from ..exporting import export_trial  # imports torch: only when asked
+
+        try:
+            written, note = export_trial(self.study_name, number, "export", self.storage_url)
+            self.call_from_thread(self.notify, (note + "; " if note else "") + "wrote " + ", ".join(map(str, written)))
+        except Exception as e:  # noqa: BLE001 - shown to the user
+            self.call_from_thread(self.notify, f"export failed: {e}", severity="error")
+
+
+def run_tui(study: str | None, storage: str | None) -> int:
+    """Check the study/storage first (one-line errors), then start the app."""
+    studies = st.list_studies(storage)
+    if study is None and not studies:
+        from ..errors import StorageError
+
+        raise StorageError(f"no studies in {st.normalize_url(storage)}; run `evit-search run` first")
+    if study is not None and study not in {s["name"] for s in studies}:
+        from ..errors import StorageError
+
+        raise StorageError(f"no study named {study!r} in {st.normalize_url(storage)}; studies there: "
+                           + (", ".join(s["name"] for s in studies) or "none"))
+    EvitTui(study, storage, studies=studies).run()
+    return 0

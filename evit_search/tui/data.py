@@ -1,0 +1,182 @@
+"""What the TUI shows, computed from stored records: no Textual, no torch imports here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .. import storage as st
+
+COLUMNS: list[tuple[str, str]] = [  # (key, header)
+    ("number", "#"), ("status", "status"), ("feasible", "feas"), ("accuracy", "top-1 %"), ("ratio", "ratio"),
+    ("images_per_s", "img/s"), ("params_m", "params M"), ("flops_m", "FLOPs M"), ("C", "C"), ("L", "L"), ("H", "H"),
+    ("N", "N"), ("QK", "QK"), ("V", "V"), ("F", "FFN"),
+]
+FILTERS = ("all", "feasible", "front", "failed")
+
+
+@dataclass
+class StudyView:
+    name: str
+    kind: str
+    attrs: dict
+    records: list[st.TrialRecord]
+    front: set[int] = field(default_factory=set)
+
+
+def load_view(name: str, url: str | None) -> StudyView:
+    study = st.load_study(name, url)
+    recs = st.records(study)
+    return StudyView(name, study.user_attrs.get(st.KIND_ATTR, "search"), dict(study.user_attrs), recs,
+                     {r.number for r in st.pareto_front(recs)})
+
+
+def _stage_col(r: st.TrialRecord, key: str) -> str:
+    stages = (r.config or {}).get("stages") or []
+    return "/".join(f"{s.get(key):g}" if isinstance(s.get(key), float) else str(s.get(key)) for s in stages) or "-"
+
+
+def cell(r: st.TrialRecord, key: str):
+    """Sortable raw value of a column."""
+    if key in ("number", "status", "accuracy", "ratio", "feasible"):
+        return getattr(r, key)
+    if key == "images_per_s":
+        return r.images_per_s
+    if key in ("params_m", "flops_m"):
+        return (r.cost or {}).get(key)
+    stage_key = {"C": "dim", "L": "depth", "H": "num_heads", "N": "n_ffn", "QK": "key_dim", "V": "v_ratio", "F": "ffn_ratio"}[key]
+    return _stage_col(r, stage_key)
+
+
+def text(r: st.TrialRecord, key: str) -> str:
+    v = cell(r, key)
+    if v is None:
+        return "-"
+    if key == "feasible":
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return {"accuracy": f"{v:.2f}", "ratio": f"{v:.3f}", "images_per_s": f"{v:.1f}", "params_m": f"{v:.2f}",
+                "flops_m": f"{v:.0f}"}.get(key, f"{v:g}")
+    return str(v)
+
+
+def filtered(view: StudyView, mode: str = "all", query: str = "") -> list[st.TrialRecord]:
+    """``mode``: all | feasible | front | failed; ``query``: words that must all appear in the
+    trial's knobs/status text (e.g. ``H=4/`` or ``C=96``)."""
+    keep: Callable[[st.TrialRecord], bool] = {
+        "all": lambda r: True,
+        "feasible": lambda r: r.feasible is True,
+        "front": lambda r: r.number in view.front,
+        "failed": lambda r: r.status == "failed",
+    }[mode]
+    words = query.lower().split()
+    out = []
+    for r in view.records:
+        if not keep(r):
+            continue
+        hay = f"{r.knob_text()} {r.status} #{r.number} {r.reason or ''}".lower()
+        if all(w in hay for w in words):
+            out.append(r)
+    return out
+
+
+def sort_records(recs: list[st.TrialRecord], key: str, reverse: bool = False) -> list[st.TrialRecord]:
+    """Missing values sort last whatever the direction."""
+    present = [r for r in recs if cell(r, key) is not None]
+    missing = [r for r in recs if cell(r, key) is None]
+    return sorted(present, key=lambda r: cell(r, key), reverse=reverse) + missing
+
+
+def detail_text(r: st.TrialRecord) -> str:
+    """The candidate detail: config per stage, measurements with spread and environment,
+    training summary, failure reason."""
+    lines = [f"[b]Trial #{r.number}[/b]  status [b]{r.status}[/b]" + (f"  (duplicate of #{r.duplicate_of})" if r.duplicate_of is not None else "")]
+    if r.reason:
+        lines.append(f"[red]reason:[/red] {r.reason}")
+    if r.label:
+        lines.append(f"row {r.row}: {r.label}")
+    cfg = r.config or {}
+    if cfg:
+        lines.append("")
+        lines.append("stage  C    L  H  QK  V     N  FFN  window  kernels")
+        for i, s in enumerate(cfg.get("stages", [])):
+            lines.append(f"{i:<6} {s['dim']:<4} {s['depth']:<2} {s['num_heads']:<2} {s['key_dim']:<3} {s['v_ratio']:<5g} "
+                         f"{s['n_ffn']:<2} {s['ffn_ratio']:<4g} {s['window_size']:<7} {s['kernels'][:s['num_heads']]}")
+        sw = {k: cfg.get(k) for k in ("block", "attention", "cascade", "qkv", "token_dw", "norm", "act")}
+        lines.append("switches: " + ", ".join(f"{k}={v}" for k, v in sw.items()))
+        lines.append(f"input {cfg.get('in_chans')}x{cfg.get('img_size')}x{cfg.get('img_size')}, {cfg.get('num_classes')} classes; arch id {r.arch_id}")
+    if r.cost:
+        lines.append(f"params {r.cost['params_m']:.3f} M, FLOPs {r.cost['flops_m']:.1f} M (fused, fvcore)")
+    for b, m in r.throughput.items():
+        lines.append(f"{b}: {m.get('images_per_s', 0):.1f} img/s (min {m.get('images_per_s_min', 0):.1f}, max "
+                     f"{m.get('images_per_s_max', 0):.1f}, spread {100 * (m.get('spread') or 0):.1f} %, {m.get('rounds')} rounds, "
+                     f"batch {m.get('batch_size')}), ratio {m.get('ratio_to_reference') or 0:.3f} "
+                     f"[{m.get('ratio_ci_low') or 0:.3f}, {m.get('ratio_ci_high') or 0:.3f}]")
+    for b, m in r.reference_throughput.items():
+        lines.append(f"reference on {b}: {m.get('images_per_s', 0):.1f} img/s (same session)")
+    if r.constraints:
+        lines.append("constraints (<= 0 met): " + ", ".join(f"{k} {v:+.3f}" for k, v in r.constraints.items()))
+    if r.train:
+        t = r.train
+        if t.get("top1") is not None:
+            lines.append(f"proxy: top-1 {t['top1']:.2f} %, top-5 {t.get('top5') or 0:.2f} % ({t.get('protocol')}, "
+                         f"{t.get('dataset')}, seed {t.get('seed')}, {t.get('wall_s', 0):.0f} s, "
+                         f"{t.get('train_images_per_s') or 0:.0f} img/s)")
+    if r.env:
+        e = r.env
+        lines.append(f"env: {e.get('cpu_model')}, {e.get('threads')} thread(s), {e.get('allocator')}, torch "
+                     f"{e.get('torch_version')}, onnxruntime {e.get('onnxruntime_version')}, host {e.get('host')}"
+                     + (f", GPU {e.get('gpu_name')}" if e.get("gpu_name") else ""))
+    return "\n".join(lines)
+
+
+def history(r: st.TrialRecord) -> list[dict]:
+    return list((r.train or {}).get("history") or [])
+
+
+def compare_rows(a: st.TrialRecord, b: st.TrialRecord) -> list[tuple[str, str, str, str]]:
+    """(field, a, b, delta) for config differences and measurement deltas."""
+    rows = []
+    ca, cb = a.config or {}, b.config or {}
+    for i, (sa, sb) in enumerate(zip(ca.get("stages", []), cb.get("stages", []))):
+        for k in sa:
+            if sa.get(k) != sb.get(k):
+                rows.append((f"stages[{i}].{k}", str(sa.get(k)), str(sb.get(k)), ""))
+    for k in ("block", "attention", "cascade", "qkv", "token_dw", "norm", "act", "img_size"):
+        if ca.get(k) != cb.get(k):
+            rows.append((k, str(ca.get(k)), str(cb.get(k)), ""))
+
+    def num(label, x, y, fmt="{:.3f}"):
+        if x is None and y is None:
+            return
+        d = "" if x is None or y is None else (fmt.format(y - x) if not x else f"{fmt.format(y - x)} ({100 * (y / x - 1):+.1f} %)")
+        rows.append((label, "-" if x is None else fmt.format(x), "-" if y is None else fmt.format(y), d))
+
+    num("proxy top-1 %", a.accuracy, b.accuracy, "{:.2f}")
+    num("throughput ratio", a.ratio, b.ratio)
+    num("img/s", a.images_per_s, b.images_per_s, "{:.1f}")
+    num("params M", (a.cost or {}).get("params_m"), (b.cost or {}).get("params_m"))
+    num("FLOPs M", (a.cost or {}).get("flops_m"), (b.cost or {}).get("flops_m"), "{:.1f}")
+    return rows
+
+
+def ablation_rows(view: StudyView) -> list[dict]:
+    """Table 6 view: paper and ours per row (no torch: the paper table is a CSV)."""
+    from .. import paper
+
+    p = paper.table("table6").set_index("id")
+    by_row = {r.row: r for r in view.records if r.row is not None and r.status in ("ok", "measured")}
+    acc1 = by_row.get(1).accuracy if by_row.get(1) else None
+    out = []
+    for row in sorted(p.index):
+        r = by_row.get(row)
+        d = {"row": row, "ablation": p.loc[row, "ablation"], "paper_top1": float(p.loc[row, "top1_100ep"]),
+             "top1": r.accuracy if r else None,
+             "top1_delta": (r.accuracy - acc1) if r and r.accuracy is not None and acc1 is not None else None,
+             "paper_top1_delta": float(p.loc[row, "top1_100ep"] - p.loc[1, "top1_100ep"])}
+        for b, m in (r.throughput if r else {}).items():
+            d[f"{b}_delta_pct"] = 100 * (m["ratio_to_reference"] - 1) if m.get("ratio_to_reference") else None
+        d["paper_gpu_delta_pct"] = 100 * (p.loc[row, "gpu_ips"] / p.loc[1, "gpu_ips"] - 1)
+        d["paper_onnx_delta_pct"] = 100 * (p.loc[row, "onnx_ips"] / p.loc[1, "onnx_ips"] - 1)
+        out.append(d)
+    return out

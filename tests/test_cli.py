@@ -1,0 +1,56 @@
+"""The command line edge: help, version, one-line errors with non-zero exits."""
+
+import subprocess
+import sys
+
+import pytest
+
+from evit_search import __version__
+from evit_search.cli import main
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "evit_search", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_version_and_help():
+    out = run("--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"evit-search {__version__}"
+    out = run("--help")
+    assert out.returncode == 0
+    for cmd in ("run", "ablate", "tui", "bench", "train", "proxy-check", "show", "report", "export"):
+        assert cmd in out.stdout
+
+
+@pytest.mark.parametrize("cmd", ["run", "ablate", "tui", "bench", "train", "proxy-check", "show", "report", "export", "data"])
+def test_every_command_has_help(cmd):
+    with pytest.raises(SystemExit) as e:
+        main([cmd, "--help"])
+    assert e.value.code == 0
+
+
+def test_train_errors_are_one_line(tmp_path):
+    out = run("train", "efficientvit_m9")
+    assert out.returncode == 2 and "neither a model name" in out.stderr and "Traceback" not in out.stderr
+    out = run("train", "efficientvit_m0", "--protocol", "long")
+    assert out.returncode == 2 and "--protocol='long' is not one of" in out.stderr
+    bad = tmp_path / "c.yaml"
+    bad.write_text("stages: [{dim: 60, depth: 1, num_heads: 4}]\n")
+    out = run("train", str(bad), "--data", "synthetic")
+    assert out.returncode == 2 and "stages[0].dim=60 must be divisible by 8" in out.stderr
+
+
+def test_train_end_to_end_saves_a_loadable_checkpoint(tmp_path):
+    out = run("train", "efficientvit_m0", "--data", "synthetic", "--protocol", "proxy-fast", "--train-threads", "1",
+              "--out", str(tmp_path / "m0.pt"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "top-1" in out.stdout
+    import efficientvit
+
+    m = efficientvit.load_model(tmp_path / "m0.pt")
+    assert m.config.in_chans == 1 and m.config.num_classes == 4 and m.config.img_size == 32
+
+
+def test_debug_shows_traceback():
+    out = run("--debug", "train", "efficientvit_m9")
+    assert out.returncode != 0 and "Traceback" in out.stderr

@@ -1,0 +1,134 @@
+"""Every loader on small fixtures written by the tests."""
+
+import gzip
+import pickle
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from evit_search.data import load_dataset, make_synthetic, read_idx, resize_bundle, subset
+from evit_search.errors import DataError
+
+
+def write_idx(path, arr: np.ndarray, compress=True):
+    header = struct.pack(">BBBB", 0, 0, 0x08, arr.ndim) + b"".join(struct.pack(">I", d) for d in arr.shape)
+    data = header + arr.astype(np.uint8).tobytes()
+    (gzip.open if compress else open)(path, "wb").write(data)
+
+
+@pytest.fixture
+def fashion_dir(tmp_path):
+    d = tmp_path / "fashion-mnist"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    write_idx(d / "train-images-idx3-ubyte.gz", rng.integers(0, 255, (30, 28, 28)))
+    write_idx(d / "train-labels-idx1-ubyte.gz", np.arange(30) % 10)
+    write_idx(d / "t10k-images-idx3-ubyte", rng.integers(0, 255, (10, 28, 28)), compress=False)
+    write_idx(d / "t10k-labels-idx1-ubyte", np.arange(10) % 10, compress=False)
+    return tmp_path
+
+
+def test_fashion_mnist_from_idx(fashion_dir):
+    b = load_dataset("fashion-mnist", str(fashion_dir))
+    assert b.train_x.shape == (30, 1, 28, 28) and b.val_x.shape == (10, 1, 28, 28)
+    assert b.num_classes == 10 and b.in_chans == 1
+    assert b.train_y.tolist() == [i % 10 for i in range(30)]
+    expected = b.train_x.float().div(255)
+    assert b.mean[0] == pytest.approx(float(expected.mean()), abs=1e-4)  # the dataset's own statistics
+    assert b.std[0] == pytest.approx(float(expected.std()), abs=1e-3)
+
+
+def test_fashion_mnist_missing_says_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("EVIT_DATA", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    import evit_search.data as data
+
+    monkeypatch.setattr(data, "data_roots", lambda explicit=None: [tmp_path])
+    with pytest.raises(DataError, match="apt-get install dataset-fashion-mnist"):
+        load_dataset("fashion-mnist")
+
+
+def test_idx_rejects_garbage(tmp_path):
+    p = tmp_path / "x"
+    p.write_bytes(b"\x08\x08\x08\x08garbage")
+    with pytest.raises(DataError, match="not an IDX file"):
+        read_idx(p)
+
+
+def test_cifar10_pickle_folder(tmp_path):
+    d = tmp_path / "cifar-10-batches-py"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        with open(d / name, "wb") as f:
+            pickle.dump({"data": rng.integers(0, 255, (4, 3072), dtype=np.uint8), "labels": [0, 1, 2, 9]}, f)
+    b = load_dataset("cifar10", str(tmp_path))
+    assert b.train_x.shape == (20, 3, 32, 32) and b.val_x.shape == (4, 3, 32, 32) and b.num_classes == 10
+    assert len(b.mean) == 3
+
+
+def test_cifar100_pickle_folder(tmp_path):
+    d = tmp_path / "cifar-100-python"
+    d.mkdir()
+    for name, n in (("train", 6), ("test", 3)):
+        with open(d / name, "wb") as f:
+            pickle.dump({"data": np.zeros((n, 3072), dtype=np.uint8), "fine_labels": list(range(n))}, f)
+    b = load_dataset("cifar100", str(tmp_path))
+    assert b.num_classes == 100 and len(b.train_y) == 6
+
+
+def test_cifar_missing(tmp_path):
+    with pytest.raises(DataError, match="cifar-10-batches-py"):
+        load_dataset("cifar10", str(tmp_path))
+
+
+def test_imagefolder_with_subsets(tmp_path):
+    from PIL import Image
+
+    for split, n in (("train", 3), ("val", 1)):
+        for c in ("ant", "bee", "cat"):
+            d = tmp_path / split / c
+            d.mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(np.full((40, 60, 3), 50 * i, dtype=np.uint8)).save(d / f"{i}.png")
+    b = load_dataset(f"imagefolder:{tmp_path}")
+    assert b.train_x.shape == (9, 3, 224, 224) and b.val_x.shape[0] == 3 and b.num_classes == 3
+    from evit_search.data import load_imagefolder
+
+    small = load_imagefolder(str(tmp_path), resolution=32, max_classes=2, per_class=2)
+    assert small.train_x.shape == (4, 3, 32, 32) and small.num_classes == 2 and set(small.train_y.tolist()) == {0, 1}
+
+
+def test_imagefolder_errors(tmp_path):
+    with pytest.raises(DataError, match="is not a folder"):
+        load_dataset(f"imagefolder:{tmp_path / 'nope'}")
+    (tmp_path / "train" / "a").mkdir(parents=True)
+    with pytest.raises(DataError, match="no images"):
+        load_dataset(f"imagefolder:{tmp_path}")
+
+
+def test_digits_fixed_split():
+    a, b = load_dataset("digits"), load_dataset("digits")
+    assert torch.equal(a.val_y, b.val_y) and len(a.train_y) + len(a.val_y) == 1797
+    assert a.train_x.shape[1:] == (1, 8, 8)
+
+
+def test_synthetic_is_deterministic():
+    a, b = make_synthetic(seed=1), make_synthetic(seed=1)
+    assert torch.equal(a.train_x, b.train_x) and torch.equal(a.train_y, b.train_y)
+
+
+def test_unknown_dataset():
+    with pytest.raises(DataError, match="--data='mnist' is not one of"):
+        load_dataset("mnist")
+
+
+def test_subset_and_resize():
+    b = make_synthetic(n_train=100, n_val=40, num_classes=4)
+    s = subset(b, max_classes=2, per_class=5, val_per_class=3)
+    assert s.num_classes == 2 and len(s.train_y) == 10 and len(s.val_y) == 6
+    assert torch.bincount(s.train_y).tolist() == [5, 5]
+    r = resize_bundle(s, 64)
+    assert r.train_x.shape[-2:] == (64, 64) and r.train_x.dtype == torch.uint8

@@ -1,0 +1,156 @@
+"""Measurement layer: records, statistics, failures, the host lock, the bench command."""
+
+import json
+import math
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+import efficientvit
+from evit_search import hostlock
+from evit_search.measure import measure
+from evit_search.stats import kendall, median_ci, paired_ratio, relative_ci_width, spearman, spread
+from evit_search.throughput import ModelSpec, Settings, run_session
+
+TINY = Settings(seconds=0.05, warmup_s=0.05, min_rounds=3, max_rounds=3, batch_size=2)
+
+
+def tiny_spec(label="m0", **kw):
+    cfg = efficientvit.get_config("efficientvit_m0", img_size=32)
+    return ModelSpec(label, config=cfg.to_dict(), img_size=32, **kw)
+
+
+def test_stats_maths():
+    assert spread([100, 110, 105]) == pytest.approx(0.10)
+    assert median_ci(list(range(20))) == (5.0, 14.0)  # textbook 95 % interval: x(6), x(15)
+    assert median_ci([3, 1, 2]) == (1.0, 3.0)  # too few values: the whole range
+    assert relative_ci_width([10.0] * 9) == 0.0
+    assert paired_ratio([2, 4, 6], [1, 2, 0]) == [2.0, 2.0]  # a zero reference is dropped, not divided by
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert kendall([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+
+
+@pytest.mark.parametrize("backend", ["torch-cpu", "onnx-cpu"])
+def test_backend_record_is_well_formed(backend):
+    recs = run_session([tiny_spec("a"), tiny_spec("b", jit="trace")], [backend], TINY, reference="a")
+    assert [r.model for r in recs] == ["a", "b"]
+    for r in recs:
+        assert r.status == "ok", r.reason
+        assert r.backend == backend and r.batch_size == 2 and r.threads == 1 and r.rounds == 3
+        assert r.images_per_s_min <= r.images_per_s <= r.images_per_s_max
+        assert r.images_per_s_ci_low <= r.images_per_s <= r.images_per_s_ci_high
+        assert len(r.samples_images_per_s) == 3
+        assert r.env["cpu_model"] and r.env["torch_version"] and "allocator" in r.env
+    assert recs[0].ratio_to_reference == 1.0
+    assert recs[1].ratio_to_reference == pytest.approx(
+        sorted(b / a for a, b in zip(recs[0].samples_images_per_s, recs[1].samples_images_per_s))[1])
+
+
+def test_cuda_backend_skipped_cleanly_without_gpu():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: exercised by test_cuda_backend")
+    (rec,) = run_session([tiny_spec()], ["cuda"], TINY)
+    assert rec.status == "skipped" and "no CUDA GPU" in rec.reason
+
+
+@pytest.mark.gpu
+def test_cuda_backend():
+    s = Settings(seconds=0.2, warmup_s=0.2, min_rounds=2, max_rounds=2, cuda_batch=64)
+    (rec,) = run_session([tiny_spec()], ["cuda"], s)
+    assert rec.status == "ok" and rec.batch_size == 64 and rec.env.get("gpu_name")
+
+
+def test_failure_becomes_a_record_and_the_rest_goes_on():
+    bad = ModelSpec("bad", source="timm", timm_name="efficientvit_m0", img_size=8)  # too small for the stem
+    recs = run_session([tiny_spec("good"), bad], ["torch-cpu", "onnx-cpu"], TINY, reference="good")
+    by = {(r.backend, r.model): r for r in recs}
+    assert by[("torch-cpu", "good")].status == "ok" and by[("onnx-cpu", "good")].status == "ok"
+    assert by[("torch-cpu", "bad")].status == "failed" and "RuntimeError" in by[("torch-cpu", "bad")].reason
+    assert by[("onnx-cpu", "bad")].status == "failed" and "ONNX export failed" in by[("onnx-cpu", "bad")].reason
+    assert by[("torch-cpu", "bad")].images_per_s is None  # never a zero throughput
+
+
+def test_worker_process_uses_the_tuned_allocator():
+    (rec,) = measure([tiny_spec()], ["torch-cpu"], TINY)
+    assert rec.status == "ok"
+    assert rec.env["allocator"] == "glibc (mmap/trim thresholds raised)"
+
+
+def _hold(kind, started, seconds):
+    with getattr(hostlock, kind)():
+        started.set()
+        time.sleep(seconds)
+
+
+def test_measurement_lock_makes_a_second_process_wait():
+    ctx = mp.get_context("spawn")
+    started = ctx.Event()
+    p = ctx.Process(target=_hold, args=("measuring", started, 1.5))
+    p.start()
+    assert started.wait(30)
+    t0 = time.monotonic()
+    with hostlock.training() as waited:
+        pass
+    assert time.monotonic() - t0 > 0.8 and waited > 0.8  # training waited for the measurement
+    p.join()
+    # and a measurement waits for training
+    started = ctx.Event()
+    p = ctx.Process(target=_hold, args=("training", started, 1.5))
+    p.start()
+    assert started.wait(30)
+    t0 = time.monotonic()
+    with hostlock.measuring():
+        pass
+    assert time.monotonic() - t0 > 0.8
+    p.join()
+
+
+def test_trainers_share_the_lock():
+    ctx = mp.get_context("spawn")
+    started = ctx.Event()
+    p = ctx.Process(target=_hold, args=("training", started, 2.0))
+    p.start()
+    assert started.wait(30)
+    t0 = time.monotonic()
+    with hostlock.training():
+        pass
+    assert time.monotonic() - t0 < 1.0
+    p.join()
+
+
+@pytest.mark.slow
+def test_bench_command_end_to_end(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "evit_search", "bench", "table2", "--models", "mobilenetv3_small_100",
+         "--backends", "torch-cpu,onnx-cpu,cuda", "--seconds", "0.1", "--warmup", "0.1", "--rounds", "2",
+         "--max-rounds", "2", "--repeat-reference", "2", "--reports", str(tmp_path)],
+        capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert "Spearman vs paper, torch-cpu" in out.stdout
+    csv = next(tmp_path.glob("bench-table2-*.csv"))
+    import pandas as pd
+
+    df = pd.read_csv(csv)
+    ok = df[df.status == "ok"]
+    assert set(ok.model) == {"MobileNetV3-Small", "EfficientViT-M4", "EfficientViT-M4 #2"}
+    assert set(ok.backend) == {"torch-cpu", "onnx-cpu"}
+    assert (ok.paper_images_per_s > 0).all() and (ok.images_per_s > 0).all()
+    md = next(tmp_path.glob("bench-table2-*.md")).read_text()
+    assert "Repeatability" in md and "Spearman" in md
+    assert next(tmp_path.glob("bench-table2-*.png")).stat().st_size > 1000
+
+
+def test_bench_bad_input_is_one_line():
+    out = subprocess.run([sys.executable, "-m", "evit_search", "bench", "table2", "--backends", "tpu"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr.strip() == "evit-search bench: error: --backends: 'tpu' is not one of torch-cpu, onnx-cpu, cuda, onnx-cuda"
+    out = subprocess.run([sys.executable, "-m", "evit_search", "bench", "table2", "--models", "resnet50"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "--models: resnet50 not in table2" in out.stderr and "Traceback" not in out.stderr

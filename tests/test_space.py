@@ -1,0 +1,94 @@
+"""Search-space files: the shipped spaces load; one fixture per error, named by file and key."""
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from evit_search.budget import parse_budget
+from evit_search.errors import SpaceError, UserError
+from evit_search.space import load_space
+
+FIX = Path(__file__).parent / "fixtures" / "spaces"
+ERRORS = {
+    "unknown_top_key.yaml": r"unknown_top_key.yaml: objective: unknown key",
+    "unknown_stage_key.yaml": r"stages\[0\]\.width: unknown key",
+    "wrong_type.yaml": r"stages\[0\]\.dim: choice 'wide' must be an int",
+    "empty_choice.yaml": r"stages\[0\]\.depth: empty choice list",
+    "no_valid_candidate.yaml": r"stages\[1\]: no candidate can be valid; for example stages\[1\]\.dim=20 is not divisible by num_heads=3",
+    "empty_range.yaml": r"stages\[0\]\.depth: empty range: low=3 > high=1",
+    "missing_required.yaml": r"stages\[0\]\.depth: is required",
+    "bad_switch.yaml": r"fixed\.attention: 'linear' is not one of cga, mhsa",
+    "bad_input.yaml": r"input\.img_size: -3 must be a positive int",
+    "bad_reference.yaml": r"reference: 'resnet50' is not a model name",
+    "bad_kernels.yaml": r"stages\[0\]\.kernels: kernel list '7,x' is not comma-separated ints",
+    "not_yaml.yaml": r"not_yaml.yaml: not valid YAML",
+    "bad_limit.yaml": r"limits\.latency_ms: unknown key",
+}
+
+
+@pytest.mark.parametrize("name", sorted(ERRORS))
+def test_space_error_names_file_and_key(name):
+    with pytest.raises(SpaceError, match=ERRORS[name]):
+        load_space(str(FIX / name))
+
+
+def test_every_fixture_has_an_expected_error():
+    assert {p.name for p in FIX.glob("*.yaml")} == set(ERRORS)
+
+
+@pytest.mark.parametrize("name", ["efficientvit", "tiny"])
+def test_shipped_spaces_load_and_sample_valid_configs(name):
+    space = load_space(name)
+    study = optuna.create_study(directions=["maximize", "maximize"], sampler=optuna.samplers.RandomSampler(seed=0))
+    valid = 0
+    for _ in range(20):
+        t = study.ask()
+        try:
+            space.suggest(t).validate()
+            valid += 1
+        except Exception:
+            pass
+        study.tell(t, state=optuna.trial.TrialState.PRUNED)
+    assert valid >= 15  # most sampled candidates are valid
+
+
+def test_unknown_space_name():
+    with pytest.raises(SpaceError, match="no such file and no built-in space"):
+        load_space("nonexistent")
+
+
+def test_same_seed_same_candidates():
+    space = load_space("efficientvit")
+
+    def seq(seed):
+        study = optuna.create_study(directions=["maximize", "maximize"], sampler=optuna.samplers.NSGAIISampler(seed=seed))
+        out = []
+        for _ in range(6):
+            t = study.ask()
+            out.append(space.suggest(t).arch_id())
+            study.tell(t, [0.5, 1.0])
+        return out
+
+    assert seq(3) == seq(3) and seq(3) != seq(4)
+
+
+@pytest.mark.parametrize("text,field,value", [
+    ("1.25x", "min_ratio", 1.25), ("500ips", "min_images_per_s", 500.0), ("20ms", "max_ms_per_batch", 20.0),
+    ("params<5M", "max_params_m", 5.0), ("flops<=1.5G", "max_flops_m", 1500.0), ("FLOPS < 300m", "max_flops_m", 300.0),
+])
+def test_budget_terms(text, field, value):
+    assert getattr(parse_budget(text.lower()), field) == pytest.approx(value)
+
+
+def test_budget_combined_and_constraints():
+    b = parse_budget("1.25x,params<5M")
+    assert b.cost_constraints(4.0, 100) == {"params_m": -1.0}
+    assert b.speed_constraints(1.5, 100, 10) == {"throughput_ratio": pytest.approx(-0.25)}
+    assert b.speed_constraints(1.0, 100, 10)["throughput_ratio"] > 0  # infeasible: constraint > 0
+
+
+@pytest.mark.parametrize("bad", ["1.25", "fast", "0x", "1x,2x", "", "params>5M"])
+def test_budget_errors(bad):
+    with pytest.raises(UserError, match="--budget"):
+        parse_budget(bad)
