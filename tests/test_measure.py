@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+import torch
 
 import efficientvit
 from evit_search import hostlock
@@ -67,13 +68,27 @@ def test_cuda_backend():
 
 
 def test_failure_becomes_a_record_and_the_rest_goes_on():
-    bad = ModelSpec("bad", source="timm", timm_name="efficientvit_m0", img_size=8)  # too small for the stem
+    bad = ModelSpec("bad", source="timm", timm_name="no_such_model_xyz", img_size=32)
     recs = run_session([tiny_spec("good"), bad], ["torch-cpu", "onnx-cpu"], TINY, reference="good")
     by = {(r.backend, r.model): r for r in recs}
     assert by[("torch-cpu", "good")].status == "ok" and by[("onnx-cpu", "good")].status == "ok"
-    assert by[("torch-cpu", "bad")].status == "failed" and "RuntimeError" in by[("torch-cpu", "bad")].reason
-    assert by[("onnx-cpu", "bad")].status == "failed" and "ONNX export failed" in by[("onnx-cpu", "bad")].reason
+    for b in ("torch-cpu", "onnx-cpu"):
+        assert by[(b, "bad")].status == "failed" and "no_such_model_xyz" in by[(b, "bad")].reason
     assert by[("torch-cpu", "bad")].images_per_s is None  # never a zero throughput
+
+
+def test_onnx_export_failure_is_recorded(tmp_path):
+    from evit_search.errors import MeasurementError
+    from evit_search.export import export_onnx
+
+    class Unexportable(torch.nn.Module):
+        def forward(self, x):
+            if x.shape[0] == 2:  # the export example: every exporter fails on it
+                raise RuntimeError("cannot trace this")
+            return x
+
+    with pytest.raises(MeasurementError, match="ONNX export failed: torchscript exporter: cannot trace this"):
+        export_onnx(Unexportable(), tmp_path / "u.onnx", (1, 4, 4))
 
 
 def test_worker_process_uses_the_tuned_allocator():

@@ -164,7 +164,7 @@ PGBIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None) if P
 
 
 @pytest.fixture
-def postgres(tmp_path_factory):
+def postgres():
     """A throwaway PostgreSQL server on loopback, started by the test."""
     if PGBIN is None or not (PGBIN / "initdb").exists():
         pytest.skip("no PostgreSQL server binaries (/usr/lib/postgresql/*/bin) on this machine")
@@ -172,7 +172,10 @@ def postgres(tmp_path_factory):
         import psycopg2  # noqa: F401
     except ImportError:
         pytest.skip("psycopg2 is not installed (pip install 'evit-search[postgres]')")
-    d = tmp_path_factory.mktemp("pg")
+    import tempfile
+
+    # directly under /tmp: pytest's own temp folders are private to root, and initdb runs as postgres
+    d = Path(tempfile.mkdtemp(prefix="evit-pg-", dir="/tmp"))
     run_as = []
     if os.geteuid() == 0:  # initdb refuses root
         if shutil.which("su") is None:
@@ -198,6 +201,7 @@ def postgres(tmp_path_factory):
         yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/evit"
     finally:
         sh(f"{PGBIN}/pg_ctl -D {d}/data -m fast -w stop")
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def test_two_workers_on_postgresql(postgres, tmp_path):
