@@ -339,25 +339,19 @@ def verdicts(df: pd.DataFrame, backends: list[str]) -> list[str]:
 
 
 def _plot(df: pd.DataFrame, backends: list[str], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .plots import figure
 
     cols = [("top1_delta", "paper_top1_delta", "top-1 Δ (points)")] + [
         (f"{b}_delta_pct", f"{b}_paper_delta_pct", f"{b} throughput Δ%") for b in backends]
-    fig, axes = plt.subplots(1, len(cols), figsize=(5 * len(cols), 5), squeeze=False)
     rest = df[df.row != 1]
-    for ax, (ours, theirs, label) in zip(axes[0], cols):
-        y = range(len(rest))
-        ax.barh([v + 0.2 for v in y], rest[theirs].fillna(0), 0.4, label="paper", color="tab:gray")
-        ax.barh([v - 0.2 for v in y], rest[ours].fillna(0), 0.4, label="ours", color="tab:red")
-        ax.set_yticks(list(y), [f"{r}: {a[:22]}" for r, a in zip(rest.row, rest.ablation)], fontsize=7)
-        ax.axvline(0, color="black", linewidth=0.8)
-        ax.set_title(label)
-        ax.legend(fontsize=7)
-        ax.invert_yaxis()
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    with figure(path, ncols=len(cols), figsize=(5 * len(cols), 5), squeeze=False) as (fig, axes):
+        for ax, (ours, theirs, label) in zip(axes[0], cols):
+            y = range(len(rest))
+            ax.barh([v + 0.2 for v in y], rest[theirs].fillna(0), 0.4, label="paper", color="tab:gray")
+            ax.barh([v - 0.2 for v in y], rest[ours].fillna(0), 0.4, label="ours", color="tab:red")
+            ax.set_yticks(list(y), [f"{r}: {a[:22]}" for r, a in zip(rest.row, rest.ablation)], fontsize=7)
+            ax.axvline(0, color="black", linewidth=0.8)
+            ax.set_title(label)
+            ax.legend(fontsize=7)
+            ax.invert_yaxis()
+        fig.suptitle(title)

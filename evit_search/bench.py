@@ -200,33 +200,28 @@ def markdown_table(df: pd.DataFrame, columns: list[tuple[str, str, int]]) -> str
 
 
 def plot_paper_vs_ours(df: pd.DataFrame, path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .plots import figure
 
     backends = [b for b in df["backend"].unique() if (df[(df.backend == b) & (df.status == "ok")]["paper_images_per_s"].notna()).any()]
-    fig, axes = plt.subplots(1, max(1, len(backends)), figsize=(6 * max(1, len(backends)), 5.5), squeeze=False)
-    for ax, b in zip(axes[0], backends):
-        g = _main_rows(df[(df.backend == b) & (df.status == "ok")]).dropna(subset=["paper_images_per_s", "images_per_s"])
-        evit = g["model"].str.startswith("EfficientViT")
-        ax.scatter(g[~evit]["paper_images_per_s"], g[~evit]["images_per_s"], label="peers (timm)", color="tab:gray")
-        ax.scatter(g[evit]["paper_images_per_s"], g[evit]["images_per_s"], label="EfficientViT (ours, deploy)", color="tab:red")
-        for _, r in g.iterrows():
-            ax.annotate(r["model"].replace("EfficientViT-", ""), (r["paper_images_per_s"], r["images_per_s"]), fontsize=7,
-                        xytext=(3, 3), textcoords="offset points")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel(f"paper img/s ({paper.PAPER_THROUGHPUT[b]})")
-        ax.set_ylabel("measured here, img/s (median)")
-        rho = spearman(g["images_per_s"], g["paper_images_per_s"]) if len(g) > 1 else float("nan")
-        ax.set_title(f"{b}: Spearman {rho:.3f} (n={len(g)})")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    n = max(1, len(backends))
+    with figure(path, ncols=n, figsize=(6 * n, 5.5), squeeze=False) as (fig, axes):
+        for ax, b in zip(axes[0], backends):
+            g = _main_rows(df[(df.backend == b) & (df.status == "ok")]).dropna(subset=["paper_images_per_s", "images_per_s"])
+            evit = g["model"].str.startswith("EfficientViT")
+            ax.scatter(g[~evit]["paper_images_per_s"], g[~evit]["images_per_s"], label="peers (timm)", color="tab:gray")
+            ax.scatter(g[evit]["paper_images_per_s"], g[evit]["images_per_s"], label="EfficientViT (ours, deploy)", color="tab:red")
+            for _, r in g.iterrows():
+                ax.annotate(r["model"].replace("EfficientViT-", ""), (r["paper_images_per_s"], r["images_per_s"]), fontsize=7,
+                            xytext=(3, 3), textcoords="offset points")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel(f"paper img/s ({paper.PAPER_THROUGHPUT[b]})")
+            ax.set_ylabel("measured here, img/s (median)")
+            rho = spearman(g["images_per_s"], g["paper_images_per_s"]) if len(g) > 1 else float("nan")
+            ax.set_title(f"{b}: Spearman {rho:.3f} (n={len(g)})")
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=8)
+        fig.suptitle(title)
 
 
 def write_table_report(table: str, rows: list[BenchRow], records: list[ThroughputRecord], reports_dir: Path,
@@ -327,22 +322,16 @@ def write_deploy_report(records: list[ThroughputRecord], reports_dir: Path, sett
 
 
 def _plot_deploy(df: pd.DataFrame, path: Path, env: dict) -> None:
-    import matplotlib
+    from .plots import figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 4.5))
     width = 0.2
     cols = [("timm_eager_images_per_s", "timm eager"), ("timm_folded_traced_images_per_s", "timm folded+traced"),
             ("timm_folded_frozen_images_per_s", "timm folded+frozen"), ("ours_deploy_images_per_s", "ours deploy")]
     xs = range(len(df))
-    for j, (c, label) in enumerate(cols):
-        ax.bar([x + (j - 1.5) * width for x in xs], df[c].fillna(0), width, label=label)
-    ax.set_xticks(list(xs), df["model"])
-    ax.set_ylabel("img/s (median), torch CPU")
-    ax.set_title(f"Deploy mode vs timm on {env.get('machine')}")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    with figure(path, figsize=(8, 4.5)) as (fig, ax):
+        for j, (c, label) in enumerate(cols):
+            ax.bar([x + (j - 1.5) * width for x in xs], df[c].fillna(0), width, label=label)
+        ax.set_xticks(list(xs), df["model"])
+        ax.set_ylabel("img/s (median), torch CPU")
+        ax.set_title(f"Deploy mode vs timm on {env.get('machine')}")
+        ax.legend(fontsize=8)

@@ -307,7 +307,7 @@ def _run(sub) -> None:
     p.add_argument("--reference", help="reference model (default: the space's, e.g. efficientvit_m4)")
     p.add_argument("--space", default="efficientvit", help="a space YAML file or a built-in name (efficientvit, tiny)")
     p.add_argument("--trials", type=int, help="number of trials (this run)")
-    p.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
+    p.add_argument("--timeout", type=float, help="seconds (from the command's start) after which no new trial starts")
     p.add_argument("--sampler", default="nsga2", help="nsga2 (default), tpe, random, grid")
     p.add_argument("--study", help="study name; an existing one is resumed")
     _add_storage(p)

@@ -79,19 +79,13 @@ def proxy_check(models: list[str], bundle: DataBundle, protocol: Protocol, seed:
 
 
 def _plot(df: pd.DataFrame, path: Path, protocol: str) -> None:
-    import matplotlib
+    from .plots import figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    ax.scatter(df.paper_top1, df.proxy_top1)
-    for r in df.itertuples():
-        ax.annotate(r.model.replace("efficientvit_", "").upper(), (r.paper_top1, r.proxy_top1), xytext=(3, 3),
-                    textcoords="offset points")
-    ax.set_xlabel("paper ImageNet top-1 (%)")
-    ax.set_ylabel(f"proxy top-1 (%), protocol {protocol}")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    with figure(path, figsize=(6, 4.5)) as (fig, ax):
+        ax.scatter(df.paper_top1, df.proxy_top1)
+        for r in df.itertuples():
+            ax.annotate(r.model.replace("efficientvit_", "").upper(), (r.paper_top1, r.proxy_top1), xytext=(3, 3),
+                        textcoords="offset points")
+        ax.set_xlabel("paper ImageNet top-1 (%)")
+        ax.set_ylabel(f"proxy top-1 (%), protocol {protocol}")
+        ax.grid(alpha=0.3)

@@ -10,12 +10,13 @@ from .bench import environment_md, markdown_table
 
 def pareto_plot(recs: list[st.TrialRecord], front: list[st.TrialRecord], path: Path, title: str,
                 budget_ratio: float | None = None, reference_top1: float | None = None) -> None:
-    import matplotlib
+    from .plots import figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    with figure(path, figsize=(7, 5)) as (fig, ax):
+        _pareto_axes(ax, recs, front, title, budget_ratio, reference_top1)
 
-    fig, ax = plt.subplots(figsize=(7, 5))
+
+def _pareto_axes(ax, recs, front, title, budget_ratio, reference_top1) -> None:
     ok = [r for r in recs if r.status == "ok" and r.accuracy is not None]
     infeasible = [r for r in recs if r.status == "infeasible" and r.ratio is not None]
     ax.scatter([r.ratio for r in ok], [r.accuracy for r in ok], color="tab:blue", alpha=0.6, label="trained (feasible)")
@@ -38,9 +39,6 @@ def pareto_plot(recs: list[st.TrialRecord], front: list[st.TrialRecord], path: P
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def write_study_report(study, reports_dir: Path) -> dict[str, Path]:

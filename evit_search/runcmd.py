@@ -26,6 +26,7 @@ def run(rc: RunConfig, console: Console | None = None) -> int:
     from .commands import TrainProgress, progress
 
     console = console or Console()
+    deadline = time.time() + rc.timeout if rc.timeout else None  # counted from the command's start
     space, budget = check_run_config(rc)
     worker = Worker(rc)
     data, protocol = worker.data()  # a missing dataset fails here, before anything is stored
@@ -58,7 +59,6 @@ def run(rc: RunConfig, console: Console | None = None) -> int:
                         threads=rc.train_threads, on_step=tp.on_step, on_epoch=tp.on_epoch)
             study.set_user_attr("reference_result", st.jsonable(res.to_dict()))
         task = prog.add_task("search", total=rc.trials)
-        deadline = time.time() + rc.timeout if rc.timeout else None
         start_n = len(study.trials)
 
         def refresh():

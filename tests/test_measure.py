@@ -103,40 +103,30 @@ def _hold(kind, started, seconds):
         time.sleep(seconds)
 
 
-def test_measurement_lock_makes_a_second_process_wait():
+def _seconds_behind(held: str, then: str, hold_s: float) -> float:
+    """Another process holds the lock ``held``; how long does taking ``then`` here take?"""
     ctx = mp.get_context("spawn")
     started = ctx.Event()
-    p = ctx.Process(target=_hold, args=("measuring", started, 1.5))
+    p = ctx.Process(target=_hold, args=(held, started, hold_s))
     p.start()
-    assert started.wait(30)
-    t0 = time.monotonic()
-    with hostlock.training() as waited:
-        pass
-    assert time.monotonic() - t0 > 0.8 and waited > 0.8  # training waited for the measurement
-    p.join()
-    # and a measurement waits for training
-    started = ctx.Event()
-    p = ctx.Process(target=_hold, args=("training", started, 1.5))
-    p.start()
-    assert started.wait(30)
-    t0 = time.monotonic()
-    with hostlock.measuring():
-        pass
-    assert time.monotonic() - t0 > 0.8
-    p.join()
+    try:
+        assert started.wait(30)
+        t0 = time.monotonic()
+        with getattr(hostlock, then)():
+            pass
+        return time.monotonic() - t0
+    finally:
+        p.join()
+
+
+def test_measurement_lock_makes_a_second_process_wait():
+    assert _seconds_behind("measuring", "training", 1.5) > 0.8  # training waits for a measurement
+    assert _seconds_behind("training", "measuring", 1.5) > 0.8  # and a measurement for training
+    assert _seconds_behind("measuring", "measuring", 1.5) > 0.8
 
 
 def test_trainers_share_the_lock():
-    ctx = mp.get_context("spawn")
-    started = ctx.Event()
-    p = ctx.Process(target=_hold, args=("training", started, 2.0))
-    p.start()
-    assert started.wait(30)
-    t0 = time.monotonic()
-    with hostlock.training():
-        pass
-    assert time.monotonic() - t0 < 1.0
-    p.join()
+    assert _seconds_behind("training", "training", 2.0) < 1.0
 
 
 @pytest.mark.slow
