@@ -117,12 +117,27 @@ async def test_plot_click_selects_a_trial(url):
         assert before is not None
 
 
+async def test_plot_axes_cycle_through_objectives(url):
+    app = EvitTui("fixture", url, refresh_s=60)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.5)
+        seen = [app.axes]
+        for _ in range(len(D.AXES)):
+            await pilot.press("o")
+            seen.append(app.axes)
+        assert seen[:len(D.AXES)] == D.AXES and seen[-1] == D.AXES[0]
+        assert app._plot_points  # something is drawn on every pair
+
+
 async def test_ablation_view(tmp_path):
     u = f"sqlite:///{tmp_path / 'a.db'}"
     make_ablation_study(u)
     app = EvitTui("table6-fixture", u, refresh_s=60)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause(0.5)
+        # every backend gets its own columns in the trials table
+        headers = [str(c.label) for c in app.main.query_one("#trials").columns.values()]
+        assert "torch-cpu img/s" in headers and "torch-cpu ratio" in headers
         await pilot.press("t")
         await pilot.pause()
         table = app.screen.query_one("#ablation")

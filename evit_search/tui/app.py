@@ -28,7 +28,7 @@ HELP = """\
   e               export the current trial (config YAML, ONNX, state dict) to ./export/
   y               copy the current trial's config as YAML
   t               Table 6 view (ablation studies)
-  o               plot: swap the axes between accuracy/ratio and params/FLOPs
+  o               plot: next pair of objectives (accuracy or ratio against ratio, img/s, FLOPs, params)
   r               reload now (it also reloads every few seconds)
   ?               this help;  q  quit
 Click a point in the plot to select its trial."""
@@ -175,7 +175,8 @@ class EvitTui(App):
         self.view: D.StudyView | None = None
         self.mode, self.query_text = "all", ""
         self.sort_key, self.sort_reverse = "number", False
-        self.axes = ("ratio", "accuracy")
+        self.axes = D.AXES[0]
+        self.columns = list(D.COLUMNS)
         self.marked: int | None = None
         self.shown: list[st.TrialRecord] = []
         self._signature: tuple | None = None
@@ -198,8 +199,11 @@ class EvitTui(App):
 
     def _init_table(self) -> None:
         t = self.main.query_one("#trials", DataTable)
-        if not t.columns:
-            for key, header in D.COLUMNS:
+        if self.view is not None:
+            self.columns = D.columns(self.view)
+        if [c.value for c in t.columns] != [k for k, _ in self.columns]:
+            t.clear(columns=True)
+            for key, header in self.columns:
                 t.add_column(header, key=key)
 
     @property
@@ -236,7 +240,7 @@ class EvitTui(App):
         t.clear()
         for r in recs:
             style = "bold red" if r.number in self.view.front else None
-            cells = [D.text(r, k) for k, _ in D.COLUMNS]
+            cells = [D.text(r, k) for k, _ in self.columns]
             if style:
                 from rich.text import Text
 
@@ -259,12 +263,7 @@ class EvitTui(App):
 
     # ------------------------------------------------------------------ plot
     def _xy(self, r: st.TrialRecord) -> tuple[float | None, float | None]:
-        def val(key):
-            if key in ("ratio", "accuracy"):
-                return getattr(r, key)
-            return (r.cost or {}).get(key)
-
-        return val(self.axes[0]), val(self.axes[1])
+        return D.value(r, self.axes[0]), D.value(r, self.axes[1])
 
     def draw_plot(self) -> None:
         plot = self.main.query_one("#plot", PlotextPlot)
@@ -279,8 +278,10 @@ class EvitTui(App):
                 continue
             if r.status == "failed":
                 groups["failed"].append((x, y if y is not None else 0.0, r.number))
-            elif y is None:
+            elif y is None and self.axes[1] == "accuracy":  # not trained: drawn on the lower edge
                 groups["infeasible"].append((x, 0.0, r.number))
+            elif y is None:
+                continue
             elif r.number in self.view.front:
                 groups["front"].append((x, y, r.number))
             elif r.status in ("ok", "measured"):
@@ -399,7 +400,7 @@ class EvitTui(App):
     def action_sort(self) -> None:
         """Sort by the column under the cursor; again on the same column reverses."""
         t = self.main.query_one("#trials", DataTable)
-        key = D.COLUMNS[t.cursor_column][0]
+        key = self.columns[t.cursor_column][0]
         self.sort_reverse = not self.sort_reverse if key == self.sort_key else False
         self.sort_key = key
         self.render_all()
@@ -426,7 +427,9 @@ class EvitTui(App):
             self.notify("the Table 6 view is for ablation studies (evit-search ablate)", severity="warning")
 
     def action_swap_axes(self) -> None:
-        self.axes = ("flops_m", "params_m") if self.axes == ("ratio", "accuracy") else ("ratio", "accuracy")
+        """Cycle the plot through the pairs of measured objectives (D.AXES)."""
+        self.axes = D.AXES[(D.AXES.index(self.axes) + 1) % len(D.AXES)]
+        self.notify(f"plot: {self.axes[1]} against {self.axes[0]}")
         self.draw_plot()
 
     def action_reload(self) -> None:

@@ -13,6 +13,26 @@ COLUMNS: list[tuple[str, str]] = [  # (key, header)
     ("N", "N"), ("QK", "QK"), ("V", "V"), ("F", "FFN"),
 ]
 FILTERS = ("all", "feasible", "front", "failed")
+# plot axes the user can cycle through (x, y): every measured objective pairs with accuracy, and cost with speed
+AXES = [("ratio", "accuracy"), ("images_per_s", "accuracy"), ("flops_m", "accuracy"), ("params_m", "accuracy"),
+        ("flops_m", "ratio"), ("params_m", "ratio")]
+
+
+def backends(view: "StudyView") -> list[str]:
+    """Backends measured in the study, the primary (first seen) first."""
+    seen: list[str] = []
+    for r in view.records:
+        for b in r.throughput:
+            if b not in seen:
+                seen.append(b)
+    return seen
+
+
+def columns(view: "StudyView") -> list[tuple[str, str]]:
+    """The table's columns: img/s and ratio of the primary backend, then of every other one."""
+    extra = [(f"{kind}:{b}", f"{b} {label}") for b in backends(view)[1:]
+             for kind, label in (("ips", "img/s"), ("ratio", "ratio"))]
+    return COLUMNS[:8] + extra + COLUMNS[8:]
 
 
 @dataclass
@@ -36,8 +56,21 @@ def _stage_col(r: st.TrialRecord, key: str) -> str:
     return "/".join(f"{s.get(key):g}" if isinstance(s.get(key), float) else str(s.get(key)) for s in stages) or "-"
 
 
+def value(r: st.TrialRecord, key: str):
+    """A measured quantity of a trial, for plots (None when not measured)."""
+    if key in ("ratio", "accuracy"):
+        return getattr(r, key)
+    if key == "images_per_s":
+        return r.images_per_s
+    return (r.cost or {}).get(key)
+
+
 def cell(r: st.TrialRecord, key: str):
     """Sortable raw value of a column."""
+    if ":" in key:
+        kind, b = key.split(":", 1)
+        m = r.throughput.get(b) or {}
+        return m.get("images_per_s" if kind == "ips" else "ratio_to_reference")
     if key in ("number", "status", "accuracy", "ratio", "feasible"):
         return getattr(r, key)
     if key == "images_per_s":
@@ -55,6 +88,8 @@ def text(r: st.TrialRecord, key: str) -> str:
     if key == "feasible":
         return "yes" if v else "no"
     if isinstance(v, float):
+        if ":" in key:
+            return f"{v:.1f}" if key.startswith("ips:") else f"{v:.3f}"
         return {"accuracy": f"{v:.2f}", "ratio": f"{v:.3f}", "images_per_s": f"{v:.1f}", "params_m": f"{v:.2f}",
                 "flops_m": f"{v:.0f}"}.get(key, f"{v:g}")
     return str(v)
