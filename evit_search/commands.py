@@ -166,7 +166,8 @@ def _add_data_options(p, default_protocol: str = "proxy") -> None:
     g.add_argument("--protocol", default=default_protocol, help="paper, ablation, proxy-gpu, proxy (default), proxy-fast")
     g.add_argument("--epochs", type=int, help="override the protocol's epochs")
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--train-threads", type=int, help="threads for training (default: all cores)")
+    g.add_argument("--train-threads", type=int,
+                   help="threads for training (default: all cores, shared out among --jobs workers)")
 
 
 def load_model_or_config(text: str):
