@@ -450,7 +450,7 @@ def _run_ablate(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from .ablate import ablate, column_agreement
+    from .ablate import ablate, column_agreement, suggestion_text
     from .bench import _fmt
     from .errors import UserError
     from .measure import check_backends
@@ -482,7 +482,7 @@ def _run_ablate(args) -> int:
         if n["off"]:
             s = res["suggestions"].get(n["row"])
             console.print(f"[yellow]row {n['row']} on {n['backend']}: {n['ratio']:.3f}x row 1 (>10 % off)[/]"
-                          + (f"; depth {s['depth']} would match best ({s['ratio']:.3f}x)" if s else ""))
+                          + (f"; {suggestion_text(s)}" if s else ""))
     console.print("wrote " + ", ".join(str(p) for p in res["paths"].values()))
     return 0
 

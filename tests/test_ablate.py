@@ -23,6 +23,16 @@ def test_table_file_builds_eleven_distinct_valid_models():
     assert rows[0].config(base).arch_id() == efficientvit.get_config("efficientvit_m4").arch_id()
 
 
+def test_grades():
+    from evit_search.ablate import grade
+
+    assert grade(-4.8, -5.9) == "reproduces"
+    assert grade(-2.2, -19.4) == "same direction, different size"
+    assert grade(-15.3, 28.6) == "does NOT reproduce"
+    assert grade(0.4, -0.8) == "reproduces"  # both within 1 %: no change
+    assert grade(0.1, 2.2) == "does NOT reproduce"
+
+
 def test_comparison_maths():
     assert pct_change(110.0, 100.0) == pytest.approx(10.0)
     assert pct_change(None, 100.0) is None and pct_change(5.0, 0.0) is None
