@@ -23,14 +23,16 @@ def config(dims, depths, heads, **kw):
 
 
 def add_trial(study, i: int, status: str | None = None):
-    """Trial i of a deterministic pattern: ok / infeasible / failed / duplicate."""
+    """Trial i of a deterministic pattern: ok / infeasible / failed. Values cycle every 40 trials so
+    that large demo studies stay realistic (the first 24, the tests' fixture, never change)."""
+    j = i % 40
     dims = (96 + 24 * (i % 4), 192 + 48 * (i % 3), 288 + 48 * (i % 2))
     depths = (1, 1 + i % 3, 1 + i % 4)
     heads = (2 + i % 3, 4, 4)
     cfg = config(dims, depths, heads)
-    params_m = 2.0 + 0.37 * i
-    flops_m = 100 + 13.0 * i
-    ratio = 2.2 - 0.05 * i
+    params_m = 2.0 + 0.37 * j
+    flops_m = 100 + 13.0 * j
+    ratio = 2.2 - 0.05 * j
     status = status or ("failed" if i % 7 == 6 else "infeasible" if ratio < 1.25 else "ok")
     t = study.ask()
     t.set_user_attr("arch_id", f"arch{i:04d}")
@@ -56,7 +58,7 @@ def add_trial(study, i: int, status: str | None = None):
         t.set_user_attr("reason", f"throughput {ratio:.3f}x the reference < 1.25x")
         study.tell(t, state=TrialState.PRUNED)
         return
-    acc = 60 + 1.3 * i - 0.04 * i * i + (2 if i % 5 == 0 else 0)
+    acc = 60 + 1.3 * j - 0.04 * j * j + (2 if i % 5 == 0 else 0)
     hist = [{"epoch": e, "train_loss": 2.0 / e, "val_top1": acc * e / 3, "val_top5": 90.0, "val_loss": 1.0, "lr": 1e-3,
              "seconds": 10.0, "train_images_per_s": 300.0} for e in (1, 2, 3)]
     t.set_user_attr("train", {"status": "ok", "top1": acc, "top5": 95.0, "history": hist, "wall_s": 30.0,

@@ -25,6 +25,7 @@ async def main():
             await asyncio.sleep(0.005)
         print("READY", flush=True)
         if len(sys.argv) > 4:
+            await pilot.pause(0.5)  # let the summary line and the plot render
             app.save_screenshot(sys.argv[4])
 asyncio.run(main())
 """
