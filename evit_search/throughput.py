@@ -108,7 +108,6 @@ class ThroughputRecord:
 # --------------------------------------------------------------------------- building models
 def build_module(spec: ModelSpec):
     """An eval-mode torch module for ``spec`` (folded if asked), random weights."""
-    import torch
 
     if spec.source == "efficientvit":
         import efficientvit

@@ -1,9 +1,6 @@
 """Measurement layer: records, statistics, failures, the host lock, the bench command."""
 
-import json
-import math
 import multiprocessing as mp
-import os
 import subprocess
 import sys
 import time

@@ -1,6 +1,5 @@
 """Proxy training: loss goes down, determinism, NaN handling, resume, checkpoints."""
 
-import math
 
 import pytest
 import torch

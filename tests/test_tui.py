@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -170,10 +169,18 @@ def test_detail_screen_snapshot(url, snap_compare):
     async def open_detail(pilot):
         await _settle(pilot)
         await pilot.press("down", "down", "enter")
-        await pilot.pause(0.3)
+        for _ in range(50):  # wait for the state, not for a fixed time: machines under load are slow
+            if isinstance(pilot.app.screen, DetailScreen):
+                break
+            await pilot.pause(0.1)
+        await pilot.pause(0.5)
 
     assert snap_compare(EvitTui("fixture", url, refresh_s=60), terminal_size=SIZE, run_before=open_detail)
 
 
 async def _settle(pilot):
-    await pilot.pause(0.6)
+    for _ in range(100):  # until the study is loaded and shown
+        if pilot.app.view is not None and pilot.app.shown:
+            break
+        await pilot.pause(0.1)
+    await pilot.pause(0.5)
