@@ -37,7 +37,7 @@ def test_data_layer_filters_and_sorts(url):
 async def test_sorting_by_header_and_key(url):
     app = EvitTui("fixture", url, refresh_s=60)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause(0.5)
+        await _settle(pilot)
         assert len(app.shown) == 24
         app._header(type("E", (), {"column_key": type("K", (), {"value": "accuracy"})()})())
         await pilot.pause()
@@ -54,7 +54,7 @@ async def test_sorting_by_header_and_key(url):
 async def test_filters_and_text_query(url):
     app = EvitTui("fixture", url, refresh_s=60)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause(0.5)
+        await _settle(pilot)
         await pilot.press("f")
         assert app.shown and all(r.feasible for r in app.shown)
         await pilot.press("p")
@@ -70,7 +70,7 @@ async def test_filters_and_text_query(url):
 async def test_open_candidate_detail(url):
     app = EvitTui("fixture", url, refresh_s=60)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause(0.5)
+        await _settle(pilot)
         await pilot.press("down", "enter")
         await pilot.pause()
         assert isinstance(app.screen, DetailScreen) and app.screen.rec.number == 1
@@ -83,7 +83,7 @@ async def test_open_candidate_detail(url):
 async def test_compare_two_candidates(url):
     app = EvitTui("fixture", url, refresh_s=60)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause(0.5)
+        await _settle(pilot)
         await pilot.press("m", "down", "down", "c")
         await pilot.pause()
         assert isinstance(app.screen, CompareScreen)
@@ -95,7 +95,7 @@ async def test_compare_two_candidates(url):
 async def test_live_refresh_shows_new_trials(url):
     app = EvitTui("fixture", url, refresh_s=0.3)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause(0.8)
+        await _settle(pilot)
         assert len(app.view.records) == 24
         add_trial(st.load_study("fixture", url), 24, status="ok")  # a run writes a trial meanwhile
         for _ in range(20):
@@ -108,7 +108,7 @@ async def test_live_refresh_shows_new_trials(url):
 async def test_plot_click_selects_a_trial(url):
     app = EvitTui("fixture", url, refresh_s=60)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause(0.5)
+        await _settle(pilot)
         before = app.current_number()
         await pilot.click("#plot", offset=(10, 5))
         await pilot.pause()
@@ -119,7 +119,7 @@ async def test_plot_click_selects_a_trial(url):
 async def test_plot_axes_cycle_through_objectives(url):
     app = EvitTui("fixture", url, refresh_s=60)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause(0.5)
+        await _settle(pilot)
         seen = [app.axes]
         for _ in range(len(D.AXES)):
             await pilot.press("o")
@@ -133,7 +133,7 @@ async def test_ablation_view(tmp_path):
     make_ablation_study(u)
     app = EvitTui("table6-fixture", u, refresh_s=60)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause(0.5)
+        await _settle(pilot)
         # every backend gets its own columns in the trials table
         headers = [str(c.label) for c in app.main.query_one("#trials").columns.values()]
         assert "torch-cpu img/s" in headers and "torch-cpu ratio" in headers
@@ -173,7 +173,7 @@ def test_detail_screen_snapshot(url, snap_compare):
             if isinstance(pilot.app.screen, DetailScreen):
                 break
             await pilot.pause(0.1)
-        await pilot.pause(0.5)
+        await _settle(pilot)
 
     assert snap_compare(EvitTui("fixture", url, refresh_s=60), terminal_size=SIZE, run_before=open_detail)
 

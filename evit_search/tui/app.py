@@ -204,7 +204,7 @@ class EvitTui(App):
         if [c.value for c in t.columns] != [k for k, _ in self.columns]:
             t.clear(columns=True)
             for key, header in self.columns:
-                t.add_column(header, key=key)
+                t.add_column(header, key=key, width=D.width(key))
 
     @property
     def main(self) -> MainScreen:

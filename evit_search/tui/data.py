@@ -7,6 +7,11 @@ from typing import Callable
 
 from .. import storage as st
 
+# Fixed widths: auto-sized DataTable columns are measured lazily, so what a screen shows would
+# depend on timing; stage columns fit three stages of three digits.
+WIDTHS = {"number": 4, "status": 10, "feasible": 4, "accuracy": 7, "ratio": 6, "images_per_s": 7, "params_m": 8,
+          "flops_m": 7, "C": 11, "L": 5, "H": 5, "N": 5, "QK": 8, "V": 14, "F": 11}
+
 COLUMNS: list[tuple[str, str]] = [  # (key, header)
     ("number", "#"), ("status", "status"), ("feasible", "feas"), ("accuracy", "top-1 %"), ("ratio", "ratio"),
     ("images_per_s", "img/s"), ("params_m", "params M"), ("flops_m", "FLOPs M"), ("C", "C"), ("L", "L"), ("H", "H"),
@@ -54,6 +59,10 @@ def load_view(name: str, url: str | None) -> StudyView:
 def _stage_col(r: st.TrialRecord, key: str) -> str:
     stages = (r.config or {}).get("stages") or []
     return "/".join(f"{s.get(key):g}" if isinstance(s.get(key), float) else str(s.get(key)) for s in stages) or "-"
+
+
+def width(key: str) -> int:
+    return WIDTHS.get(key, 9)
 
 
 def value(r: st.TrialRecord, key: str):
