@@ -195,6 +195,17 @@ def _param(path, key: str, name: str, raw: Any) -> Param:
                           f"{'int' if want_int else 'number'}")
 
 
+def _section(path, data: dict, name: str, known: set[str], not_mapping: str, known_label: str) -> dict:
+    """An optional top-level mapping whose keys must all be in ``known``."""
+    section = data.get(name) or {}
+    if not isinstance(section, dict):
+        raise _err(path, name, not_mapping)
+    for k in section:
+        if k not in known:
+            raise _err(path, f"{name}.{k}", f"unknown key; {known_label}: {', '.join(sorted(known))}")
+    return section
+
+
 def _is_number(v: Any, want_int: bool) -> bool:
     if isinstance(v, bool):
         return False
@@ -230,22 +241,13 @@ def load_space(name_or_path: str) -> SearchSpace:
         stages.append({name: _param(path, f"{key}.{name}", name, v) for name, v in raw.items()})
 
     inp = {"img_size": 224, "in_chans": 3, "num_classes": 1000}
-    raw_in = data.get("input") or {}
-    if not isinstance(raw_in, dict):
-        raise _err(path, "input", "must be a mapping (img_size, in_chans, num_classes)")
+    raw_in = _section(path, data, "input", INPUT_KEYS, "must be a mapping (img_size, in_chans, num_classes)", "known")
     for k, v in raw_in.items():
-        if k not in INPUT_KEYS:
-            raise _err(path, f"input.{k}", f"unknown key; known: {', '.join(sorted(INPUT_KEYS))}")
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise _err(path, f"input.{k}", f"{v!r} must be a positive int")
         inp[k] = v
 
-    fixed = data.get("fixed") or {}
-    if not isinstance(fixed, dict):
-        raise _err(path, "fixed", "must be a mapping of switches")
-    for k, v in fixed.items():
-        if k not in FIXED_KEYS:
-            raise _err(path, f"fixed.{k}", f"unknown key; switches: {', '.join(sorted(FIXED_KEYS))}")
+    fixed = _section(path, data, "fixed", FIXED_KEYS, "must be a mapping of switches", "switches")
     try:  # switch values are checked by the config's own rules
         EfficientViTConfig(stages=(StageConfig(64, 1, 4),), **fixed).validate()
     except ConfigError as e:
@@ -253,12 +255,8 @@ def load_space(name_or_path: str) -> SearchSpace:
     except TypeError as e:
         raise _err(path, "fixed", str(e)) from None
 
-    limits = data.get("limits") or {}
-    if not isinstance(limits, dict):
-        raise _err(path, "limits", "must be a mapping (params_m, flops_m)")
+    limits = _section(path, data, "limits", LIMIT_KEYS, "must be a mapping (params_m, flops_m)", "known")
     for k, v in limits.items():
-        if k not in LIMIT_KEYS:
-            raise _err(path, f"limits.{k}", f"unknown key; known: {', '.join(sorted(LIMIT_KEYS))}")
         if not _is_number(v, False) or v <= 0:
             raise _err(path, f"limits.{k}", f"{v!r} must be a positive number")
 

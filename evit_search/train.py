@@ -13,6 +13,7 @@ implements on PIL images, runs per sample only in the protocols that ask for it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -308,7 +309,7 @@ def train(cfg: EfficientViTConfig, bundle: DataBundle, protocol: Protocol, seed:
         gen = _seed_all(seed * 100_003 + epoch)
         perm = torch.randperm(len(data.train_y), generator=gen)
         t_epoch = time.perf_counter()
-        with hostlock.training() if lock else _nullcontext():
+        with hostlock.training() if lock else contextlib.nullcontext(0.0):
             model.train()
             loss_sum, n_seen = 0.0, 0
             for step in range(steps_per_epoch):
@@ -363,14 +364,6 @@ def train(cfg: EfficientViTConfig, bundle: DataBundle, protocol: Protocol, seed:
     result.train_images_per_s = result.images_seen / train_time if train_time > 0 else last.get("train_images_per_s")
     result.model, result.config = model, cfg
     return result
-
-
-class _nullcontext:
-    def __enter__(self):
-        return 0.0
-
-    def __exit__(self, *exc):
-        return False
 
 
 def save_model(path: str | os.PathLike, model: torch.nn.Module, cfg: EfficientViTConfig, extra: dict | None = None) -> Path:
