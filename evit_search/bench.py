@@ -133,6 +133,7 @@ def compare_table(rows: list[BenchRow], records: list[ThroughputRecord]) -> pd.D
             "model": label, "backend": backend, "status": rec.status, "reason": rec.reason,
             "images_per_s": rec.images_per_s, "images_per_s_min": rec.images_per_s_min,
             "images_per_s_max": rec.images_per_s_max, "spread": rec.spread, "rounds": rec.rounds,
+            "batch_size": rec.batch_size, "precision": rec.precision,
             "ratio_to_m4": rec.ratio_to_reference,
             "paper_images_per_s": p_ips,
             "paper_ratio_to_m4": (p_ips / p_ref) if p_ips and p_ref else None,
@@ -237,6 +238,8 @@ def write_table_report(table: str, rows: list[BenchRow], records: list[Throughpu
             ("images_per_s_min", "min", 1), ("images_per_s_max", "max", 1), ("ratio_to_m4", "ratio to M4", 3),
             ("paper_images_per_s", "paper img/s", 1), ("paper_ratio_to_m4", "paper ratio to M4", 3),
             ("ours_over_paper", "ours/paper", 2), ("status", "status", 0)]
+    if (df["backend"].str.endswith("cuda") & (df["status"] == "ok")).any():  # the GPU batch is per model: show it
+        cols[2:2] = [("batch_size", "batch", 0), ("precision", "precision", 0)]
     lines = [f"# `evit-search bench {table}` on {env.get('machine')}", "",
              f"Paper {table.replace('table', 'Table ')} re-measured here, random weights, {settings_desc}.",
              "EfficientViT models are ours in deploy mode; peers are timm's, BN folded where the model offers it, "

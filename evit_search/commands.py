@@ -45,22 +45,27 @@ def _add_measure_options(p, seconds: float = 2.0, backends: str = "torch-cpu,onn
                    help="stop adding rounds when every median's 95%% CI is this narrow, relative (default %(default)s)")
     g.add_argument("--time-cap", type=float, default=1800.0, help="seconds after which no round is added")
     g.add_argument("--channels-last", action="store_true")
+    g.add_argument("--gpu-batch", type=int, default=None,
+                   help="GPU batch size (default: the largest power of two that fits, from 2048 for cuda and 256 for "
+                        "onnx-cuda, the official protocol)")
+    g.add_argument("--gpu-seconds", type=float, default=None,
+                   help="seconds per timed segment on the GPU backends (default: = --seconds)")
 
 
 def measure_settings(args):
     from .errors import UserError
     from .throughput import Settings
 
-    for name in ("seconds", "threads", "batch", "rounds", "max_rounds"):
+    for name in ("seconds", "threads", "batch", "rounds", "max_rounds", "gpu_batch", "gpu_seconds"):
         v = getattr(args, name)
-        if v is None or v <= 0:
+        if (v is None and not name.startswith("gpu")) or (v is not None and v <= 0):
             raise UserError(f"--{name.replace('_', '-')}={v} must be positive")
     if args.max_rounds < args.rounds:
         raise UserError(f"--max-rounds={args.max_rounds} must be >= --rounds={args.rounds}")
     return Settings(batch_size=args.batch, threads=args.threads, channels_last=args.channels_last,
                     seconds=args.seconds, warmup_s=args.warmup if args.warmup is not None else args.seconds,
                     min_rounds=args.rounds, max_rounds=args.max_rounds, target_ci=args.target_ci,
-                    time_cap_s=args.time_cap)
+                    time_cap_s=args.time_cap, cuda_batch=args.gpu_batch, cuda_seconds=args.gpu_seconds)
 
 
 def split_list(value: str | None) -> list[str]:
@@ -107,6 +112,10 @@ def _run_bench(args) -> int:
     models = split_list(args.models) or None
     desc = (f"batch {settings.batch_size}, {settings.threads} thread(s), segments of {settings.seconds:g} s, "
             f">= {settings.min_rounds} interleaved rounds")
+    if any(b.endswith("cuda") for b in backends):
+        desc += (f"; GPU: batch {settings.cuda_batch or 'the largest power of two that fits (from 2048; onnx-cuda from 256)'}, "
+                 f"cuda with fp16 autocast, onnx-cuda fp32 with device-bound input and output, "
+                 f"segments of {settings.cuda_seconds or settings.seconds:g} s")
     if args.table == "deploy":
         backends = ["torch-cpu"]
         specs = bench.deploy_rows(models)

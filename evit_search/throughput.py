@@ -92,6 +92,7 @@ class ThroughputRecord:
     ratio_ci_high: float | None = None
     ms_per_batch: float | None = None
     seconds_per_segment: float | None = None
+    precision: str | None = None  # fp32, or float16-autocast on the GPU
     input_size: int | None = None
     jit: str | None = None
     fold: bool | None = None
@@ -137,6 +138,19 @@ def _jit(module, example, mode: str):
 
 
 # --------------------------------------------------------------------------- backends
+@dataclass
+class Prepared:
+    """A model ready to time: ``run`` does one batch. ``enter``/``exit`` run, untimed, around each
+    timed segment (the GPU backends allocate their input there and free it after, so models
+    measured in one session do not crowd each other out of device memory)."""
+
+    run: Callable[[], Any]
+    batch: int
+    enter: Callable[[], None] | None = None
+    exit: Callable[[], None] | None = None
+    precision: str = "fp32"
+
+
 class Backend:
     name = ""
     sync: Callable[[], None] | None = None  # called after every batch (CUDA)
@@ -151,8 +165,8 @@ class Backend:
     def activate(self) -> None:
         """Called before each timed segment (process-wide settings such as thread counts)."""
 
-    def prepare(self, spec: ModelSpec) -> tuple[Callable[[], Any], int]:
-        """Return (run one batch, batch size). Everything slow happens here, untimed."""
+    def prepare(self, spec: ModelSpec) -> Prepared:
+        """Everything slow happens here, untimed."""
         raise NotImplementedError
 
 
@@ -180,12 +194,44 @@ class TorchCPU(Backend):
             with torch.inference_mode():
                 fn(x)
 
-        return run, b
+        return Prepared(run, b)
+
+
+def is_out_of_memory(e: BaseException) -> bool:
+    """torch's OutOfMemoryError, or onnxruntime's failure to allocate (it raises a plain
+    RuntimeException whose text says so)."""
+    try:
+        import torch
+
+        if isinstance(e, torch.OutOfMemoryError):
+            return True
+    except ImportError:
+        pass
+    text = str(e).lower()
+    return "out of memory" in text or "failed to allocate memory" in text
+
+
+def largest_fitting_batch(attempt: Callable[[int], Any], start: int, fixed: bool,
+                          cleanup: Callable[[], None] = lambda: None) -> tuple[Any, int]:
+    """``(attempt(batch), batch)`` for the largest power-of-two batch from ``start`` down whose
+    attempt does not run out of memory (the official GPU protocol). With ``fixed`` the batch was
+    asked for by the user: out of memory is then a failure, not a reason to shrink it."""
+    batch = start
+    while batch >= 1:
+        try:
+            return attempt(batch), batch
+        except Exception as e:
+            if fixed or not is_out_of_memory(e):
+                raise
+            cleanup()
+            batch //= 2
+    raise RuntimeError(f"out of memory even at batch 1 (started from {start})")
 
 
 class OnnxCPU(Backend):
     name = "onnx-cpu"
     provider = "CPUExecutionProvider"
+    install_hint = "pip install onnxruntime"
 
     def __init__(self, settings):
         super().__init__(settings)
@@ -195,16 +241,12 @@ class OnnxCPU(Backend):
         try:
             import onnxruntime as ort
         except ImportError:
-            return "onnxruntime is not installed"
+            return f"onnxruntime is not installed ({self.install_hint})"
         if self.provider not in ort.get_available_providers():
-            return f"onnxruntime has no {self.provider} here"
+            return f"onnxruntime has no {self.provider} here ({self.install_hint})"
         return None
 
-    def _batch(self, spec) -> int:
-        return self.settings.batch_size
-
-    def prepare(self, spec):
-        import numpy as np
+    def _session(self, spec):
         import onnxruntime as ort
 
         from .export import export_onnx
@@ -216,22 +258,37 @@ class OnnxCPU(Backend):
         opts.intra_op_num_threads = self.settings.threads
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        sess = ort.InferenceSession(str(path), opts, providers=[self.provider])
-        b = self._batch(spec)
-        x = {"input": np.random.default_rng(0).standard_normal((b, spec.in_chans, spec.img_size, spec.img_size), dtype=np.float32)}
+        return ort.InferenceSession(str(path), opts, providers=[self.provider])
+
+    @staticmethod
+    def _input(spec, batch: int):
+        import numpy as np
+
+        shape = (batch, spec.in_chans, spec.img_size, spec.img_size)
+        return np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
+
+    def prepare(self, spec):
+        sess = self._session(spec)
+        b = self.settings.batch_size
+        x = {"input": self._input(spec, b)}
         sess.run(None, x)
 
         def run():
             sess.run(None, x)
 
-        return run, b
+        return Prepared(run, b)
 
 
 class Cuda(Backend):
     """The official GPU protocol: BN folded, traced, fp16 autocast, the largest power-of-two batch
-    that fits (from 2048, halving on out-of-memory), synchronised after every batch."""
+    that fits (from 2048, halving on out-of-memory), synchronised after every batch.
+
+    The input lives on the device only during this model's timed segments (``enter``/``exit``),
+    so the batch that fits is found with no other model's activations or inputs resident."""
 
     name = "cuda"
+    device = "cuda"
+    amp_dtype = "float16"
 
     def unavailable(self):
         import torch
@@ -241,48 +298,96 @@ class Cuda(Backend):
     def sync(self):
         import torch
 
-        torch.cuda.synchronize()
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+
+    def _free(self):
+        import torch
+
+        gc.collect()
+        if self.device == "cuda":
+            torch.cuda.empty_cache()
 
     def prepare(self, spec):
         import torch
 
-        module = build_module(spec).cuda()
-        batch = self.settings.cuda_batch or 2048
-        while batch >= 1:
+        dtype = getattr(torch, self.amp_dtype)
+        module = build_module(spec).to(self.device)
+        shape = (spec.in_chans, spec.img_size, spec.img_size)
+        state: dict[str, Any] = {}
+
+        def attempt(batch):
+            x = torch.randn(batch, *shape, device=self.device)
             try:
-                x = torch.randn(batch, spec.in_chans, spec.img_size, spec.img_size, device="cuda")
-                with torch.autocast("cuda", dtype=torch.float16):
-                    fn = _jit(module, x, "trace" if spec.jit != "none" else "none")
+                with torch.autocast(self.device, dtype=dtype):
+                    fn = _jit(module, x, "none" if spec.jit == "none" else "trace")
                     with torch.inference_mode():
                         fn(x)
-                torch.cuda.synchronize()
-                break
-            except torch.OutOfMemoryError:
-                if self.settings.cuda_batch:
-                    raise
+                self.sync()
+                return fn
+            finally:
                 del x
-                gc.collect()
-                torch.cuda.empty_cache()
-                batch //= 2
-        else:
-            raise RuntimeError("out of memory even at batch 1")
+
+        fn, batch = largest_fitting_batch(attempt, self.settings.cuda_batch or 2048,
+                                          fixed=bool(self.settings.cuda_batch), cleanup=self._free)
+
+        def enter():
+            state["x"] = torch.randn(batch, *shape, device=self.device)
+            run()  # the allocator settles outside the timed region
+            self.sync()
 
         def run():
-            with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16):
-                fn(x)
+            with torch.inference_mode(), torch.autocast(self.device, dtype=dtype):
+                fn(state["x"])
 
-        return run, batch
+        def exit():
+            state.pop("x", None)
+            self._free()
+
+        return Prepared(run, batch, enter, exit, precision=f"{self.amp_dtype}-autocast")
 
 
 class OnnxCuda(OnnxCPU):
+    """ONNX Runtime's CUDA provider, fp32, with the input and output bound on the device
+    (IOBinding) so that no host copy is timed; batch as for ``cuda`` but from 256."""
+
     name = "onnx-cuda"
     provider = "CUDAExecutionProvider"
+    install_hint = "pip install onnxruntime-gpu"
+    device = "cuda"
 
-    def _batch(self, spec):
-        return self.settings.cuda_batch or 256
+    def prepare(self, spec):
+        import onnxruntime as ort
 
-    def sync(self):  # session.run returns host outputs: it has synchronised already
-        return None
+        sess = self._session(spec)
+        state: dict[str, Any] = {}
+
+        def bind(batch):
+            binding = sess.io_binding()
+            value = ort.OrtValue.ortvalue_from_numpy(self._input(spec, batch), self.device, 0)
+            binding.bind_ortvalue_input("input", value)
+            binding.bind_output(sess.get_outputs()[0].name, self.device)
+            return binding, value
+
+        def attempt(batch):
+            binding, value = bind(batch)
+            sess.run_with_iobinding(binding)
+            return batch
+
+        _, batch = largest_fitting_batch(attempt, self.settings.cuda_batch or 256,
+                                         fixed=bool(self.settings.cuda_batch), cleanup=gc.collect)
+
+        def enter():
+            state["io"] = bind(batch)
+            run()
+
+        def run():
+            sess.run_with_iobinding(state["io"][0])  # synchronises the provider's stream itself
+
+        def exit():
+            state.pop("io", None)
+
+        return Prepared(run, batch, enter, exit)
 
 
 BACKEND_CLASSES = {cls.name: cls for cls in (TorchCPU, OnnxCPU, Cuda, OnnxCuda)}
@@ -303,8 +408,16 @@ def timed_segment(run: Callable[[], Any], batch: int, seconds: float, sync=None)
             return n * batch / elapsed
 
 
-def _warm(run, batch, seconds, sync) -> None:
-    timed_segment(run, batch, seconds, sync)
+def _segment(prepared: Prepared, backend: Backend, seconds: float) -> float:
+    """One timed segment, with the backend's untimed set-up and tear-down around it."""
+    backend.activate()
+    if prepared.enter:
+        prepared.enter()
+    try:
+        return timed_segment(prepared.run, prepared.batch, seconds, backend.sync)
+    finally:
+        if prepared.exit:
+            prepared.exit()
 
 
 def run_session(specs: list[ModelSpec], backends: list[str], settings: Settings,
@@ -315,18 +428,22 @@ def run_session(specs: list[ModelSpec], backends: list[str], settings: Settings,
         return _session(specs, backends, settings, reference, emit)
 
 
-def _session(specs, backends, settings, reference, emit):
+def _session(specs, backends, settings, reference, emit, classes=None):
+    classes = classes or BACKEND_CLASSES
     environment = envmod.fingerprint(threads=settings.threads)
     records: dict[tuple[str, str], ThroughputRecord] = {}
-    runners: dict[tuple[str, str], tuple[Callable, int, Backend]] = {}
+    runners: dict[tuple[str, str], tuple[Prepared, Backend]] = {}
     samples: dict[tuple[str, str], list[float]] = {}
 
     def base(spec, bname, **kw):
         return ThroughputRecord(model=spec.label, backend=bname, threads=settings.threads, reference=reference,
                                 input_size=spec.img_size, jit=spec.jit, fold=spec.fold, env=environment, **kw)
 
+    def seconds_for(backend):
+        return settings.cuda_seconds if backend.name.endswith("cuda") and settings.cuda_seconds else settings.seconds
+
     for bname in backends:
-        backend = BACKEND_CLASSES[bname](settings)
+        backend = classes[bname](settings)
         why = backend.unavailable()
         for spec in specs:
             key = (bname, spec.label)
@@ -335,14 +452,13 @@ def _session(specs, backends, settings, reference, emit):
                 continue
             emit({"event": "prepare", "backend": bname, "model": spec.label})
             try:
-                run, batch = backend.prepare(spec)
-                backend.activate()
-                _warm(run, batch, settings.warmup_s, backend.sync)
+                prepared = backend.prepare(spec)
+                _segment(prepared, backend, settings.warmup_s)
             except Exception as e:  # noqa: BLE001 - any failure becomes a record with its reason
                 records[key] = base(spec, bname, status="failed", reason=_reason(e))
                 emit({"event": "failed", "backend": bname, "model": spec.label, "reason": records[key].reason})
                 continue
-            runners[key] = (run, batch, backend)
+            runners[key] = (prepared, backend)
             samples[key] = []
         if why:
             emit({"event": "skipped", "backend": bname, "reason": why})
@@ -355,11 +471,9 @@ def _session(specs, backends, settings, reference, emit):
         for key in keys[shift:] + keys[:shift]:  # rotate so no pair always runs first
             if key not in runners:
                 continue
-            run, batch, backend = runners[key]
-            backend.activate()
-            secs = settings.cuda_seconds if backend.name.endswith("cuda") and settings.cuda_seconds else settings.seconds
+            prepared, backend = runners[key]
             try:
-                ips = timed_segment(run, batch, secs, backend.sync)
+                ips = _segment(prepared, backend, seconds_for(backend))
             except Exception as e:  # noqa: BLE001
                 records[key] = base(_spec_by_label(specs, key[1]), key[0], status="failed", reason=_reason(e))
                 del runners[key]
@@ -374,14 +488,16 @@ def _session(specs, backends, settings, reference, emit):
             if worst <= settings.target_ci or time.monotonic() - t_start > settings.time_cap_s:
                 break
 
-    for key, (run, batch, backend) in runners.items():
+    for key, (prepared, backend) in runners.items():
         spec = _spec_by_label(specs, key[1])
         xs = samples[key]
         lo, hi = median_ci(xs)
+        batch = prepared.batch
         rec = base(spec, key[0], status="ok", batch_size=batch, images_per_s=median(xs),
                    images_per_s_min=min(xs), images_per_s_max=max(xs), images_per_s_ci_low=lo,
                    images_per_s_ci_high=hi, spread=spread(xs), rounds=len(xs), samples_images_per_s=xs,
-                   ms_per_batch=1000.0 * batch / median(xs), seconds_per_segment=settings.seconds)
+                   ms_per_batch=1000.0 * batch / median(xs), seconds_per_segment=seconds_for(backend),
+                   precision=prepared.precision)
         ref_key = (key[0], reference)
         if reference and ref_key in samples and len(samples[ref_key]) == len(xs):
             ratios = paired_ratio(xs, samples[ref_key])

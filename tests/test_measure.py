@@ -57,11 +57,108 @@ def test_cuda_backend_skipped_cleanly_without_gpu():
     assert rec.status == "skipped" and "no CUDA GPU" in rec.reason
 
 
+def test_batch_search_halves_on_out_of_memory_only():
+    from evit_search.throughput import largest_fitting_batch
+
+    tried = []
+
+    def attempt(batch):
+        tried.append(batch)
+        if batch > 300:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.19 GiB")
+        return f"fn@{batch}"
+
+    freed = []
+    assert largest_fitting_batch(attempt, 2048, fixed=False, cleanup=lambda: freed.append(1)) == ("fn@256", 256)
+    assert tried == [2048, 1024, 512, 256] and len(freed) == 3
+    with pytest.raises(torch.OutOfMemoryError):  # a batch the user asked for is never shrunk
+        largest_fitting_batch(attempt, 512, fixed=True)
+    with pytest.raises(RuntimeError, match="even at batch 1"):
+        largest_fitting_batch(lambda b: attempt(10_000), 4, fixed=False)
+
+    def broken(batch):
+        raise ValueError("shape mismatch")  # not a memory problem: no retry at a smaller batch
+
+    with pytest.raises(ValueError):
+        largest_fitting_batch(broken, 2048, fixed=False)
+
+
+def test_onnxruntime_allocation_failure_counts_as_out_of_memory():
+    from evit_search.throughput import is_out_of_memory
+
+    ort_text = ("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Non-zero status code returned while running Conv node. "
+                "Failed to allocate memory for requested buffer of size 1644167168")
+    assert is_out_of_memory(RuntimeError(ort_text))
+    assert not is_out_of_memory(RuntimeError("[ONNXRuntimeError] : 1 : FAIL : Load model failed"))
+
+
+def test_segments_set_up_and_tear_down_around_timing():
+    from evit_search.throughput import Backend, Prepared, _segment
+
+    log = []
+    prepared = Prepared(run=lambda: log.append("run") if "in" in log else pytest.fail("run before enter"), batch=4,
+                        enter=lambda: log.append("in"), exit=lambda: log.append("out"))
+    ips = _segment(prepared, Backend(TINY), 0.01)
+    assert ips > 0 and log[0] == "in" and log[-1] == "out" and log.count("run") >= 2
+
+    def boom():
+        raise RuntimeError("device lost")
+
+    log.clear()
+    with pytest.raises(RuntimeError):
+        _segment(Prepared(boom, 4, enter=lambda: log.append("in"), exit=lambda: log.append("out")), Backend(TINY), 0.01)
+    assert log == ["in", "out"]  # the input is freed even when a batch fails
+
+
+class _CudaCodeOnCpu:
+    """The GPU backends' own code (batch search, autocast + trace, per-segment input, IOBinding),
+    pointed at the CPU: every line runs here except the CUDA calls themselves."""
+
+    @staticmethod
+    def classes():
+        from evit_search.throughput import BACKEND_CLASSES, Cuda, OnnxCuda
+
+        class CudaOnCpu(Cuda):
+            device, amp_dtype = "cpu", "bfloat16"
+
+            def unavailable(self):
+                return None
+
+        class OnnxCudaOnCpu(OnnxCuda):
+            device, provider = "cpu", "CPUExecutionProvider"
+
+        return {**BACKEND_CLASSES, "cuda": CudaOnCpu, "onnx-cuda": OnnxCudaOnCpu}
+
+
+@pytest.mark.parametrize("batch", [8, None])
+def test_gpu_backend_code_paths_on_cpu(batch):
+    from evit_search.throughput import _session
+
+    s = Settings(seconds=0.05, warmup_s=0.05, min_rounds=2, max_rounds=2, cuda_batch=batch, cuda_seconds=0.03)
+    specs = [tiny_spec("a"), tiny_spec("b", jit="none")]
+    recs = _session(specs, ["cuda", "onnx-cuda"], s, "a", lambda e: None, classes=_CudaCodeOnCpu.classes())
+    by = {(r.backend, r.model): r for r in recs}
+    for key, r in by.items():
+        assert r.status == "ok", (key, r.reason)
+        assert r.rounds == 2 and r.images_per_s > 0 and r.seconds_per_segment == 0.03
+        assert r.batch_size == (batch or (2048 if r.backend == "cuda" else 256))
+    assert by[("cuda", "a")].precision == "bfloat16-autocast" and by[("onnx-cuda", "a")].precision == "fp32"
+    assert by[("cuda", "a")].ratio_to_reference == 1.0 and by[("onnx-cuda", "b")].ratio_to_reference > 0
+
+
 @pytest.mark.gpu
 def test_cuda_backend():
     s = Settings(seconds=0.2, warmup_s=0.2, min_rounds=2, max_rounds=2, cuda_batch=64)
     (rec,) = run_session([tiny_spec()], ["cuda"], s)
-    assert rec.status == "ok" and rec.batch_size == 64 and rec.env.get("gpu_name")
+    assert rec.status == "ok", rec.reason
+    assert rec.batch_size == 64 and rec.env.get("gpu_name") and rec.precision == "float16-autocast"
+    s = Settings(seconds=0.2, warmup_s=0.2, min_rounds=2, max_rounds=2)  # the batch search, from 2048
+    recs = run_session([tiny_spec("a"), tiny_spec("b")], ["cuda", "onnx-cuda"], s, reference="a")
+    for r in recs:
+        if r.backend == "onnx-cuda" and r.status == "skipped":
+            continue  # onnxruntime without its CUDA provider: the reason says to install onnxruntime-gpu
+        assert r.status == "ok", r.reason
+        assert r.batch_size == (2048 if r.backend == "cuda" else 256) and r.images_per_s > 0
 
 
 def test_failure_becomes_a_record_and_the_rest_goes_on():
