@@ -104,11 +104,14 @@ def _run_bench(args) -> int:
     from rich.table import Table
 
     from . import bench
-    from .measure import RichListener, check_backends, measure
+    from .measure import RichListener, measure, usable_backends
 
     console = Console()
     settings = measure_settings(args)
-    backends = check_backends(split_list(args.backends))
+    if args.table == "deploy":  # deploy mode is a torch CPU comparison (issue 2)
+        backends = ["torch-cpu"]
+    else:
+        backends = usable_backends(split_list(args.backends), warn=lambda m: console.print(f"[yellow]{m}[/]"))
     models = split_list(args.models) or None
     desc = (f"batch {settings.batch_size}, {settings.threads} thread(s), segments of {settings.seconds:g} s, "
             f">= {settings.min_rounds} interleaved rounds")
@@ -117,7 +120,6 @@ def _run_bench(args) -> int:
                  f"cuda with fp16 autocast, onnx-cuda fp32 with device-bound input and output, "
                  f"segments of {settings.cuda_seconds or settings.seconds:g} s")
     if args.table == "deploy":
-        backends = ["torch-cpu"]
         specs = bench.deploy_rows(models)
         # ratios against our M4 when it is measured (the issue's reference), else against the first model
         reference = next((s.label for s in specs if s.label == "ours-deploy M4"), specs[0].label)
@@ -455,25 +457,18 @@ def _ablate(sub) -> None:
 def _run_ablate(args) -> int:
     from pathlib import Path
 
-    import torch
     from rich.console import Console
     from rich.table import Table
 
     from .ablate import ablate, column_agreement, suggestion_text
     from .bench import _fmt
     from .errors import UserError
-    from .measure import check_backends
+    from .measure import usable_backends
 
     console = Console()
     if args.img_size < 16:
         raise UserError(f"--img-size={args.img_size} must be >= 16")
-    backends = check_backends(split_list(args.backends))
-    missing_gpu = [b for b in backends if b.endswith("cuda")] if not torch.cuda.is_available() else []
-    if missing_gpu:
-        console.print(f"[yellow]skipping {', '.join(missing_gpu)}: no CUDA GPU on this machine[/]")
-        backends = [b for b in backends if b not in missing_gpu]
-    if not backends:
-        raise UserError("--backends: none of them can run on this machine")
+    backends = usable_backends(split_list(args.backends), warn=lambda m: console.print(f"[yellow]{m}[/]"))
     res = ablate(args.table, backends, args.protocol, args.data, args.data_dir, not args.no_train, args.storage, args.study,
                  measure_settings(args), args.seed, Path(args.reports), epochs=args.epochs, img_size=args.img_size,
                  train_threads=args.train_threads, console=console, suggest_depths=not args.no_suggest_depths)

@@ -73,7 +73,7 @@ class RunConfig:
 
 def check_run_config(rc: RunConfig) -> tuple[SearchSpace, Budget]:
     """Every user input checked before anything is stored."""
-    from .measure import check_backends
+    from .measure import usable_backends
     from .train import get_protocol
 
     space = load_space(rc.space)
@@ -83,7 +83,7 @@ def check_run_config(rc: RunConfig) -> tuple[SearchSpace, Budget]:
     if rc.reference not in efficientvit.list_models():
         raise UserError(f"--reference {rc.reference!r} is not a model name (see `evit-search models`)")
     budget = parse_budget(rc.budget, space.limits)
-    check_backends([rc.backend])
+    usable_backends([rc.backend])
     if rc.sampler not in SAMPLERS:
         raise UserError(f"--sampler {rc.sampler!r} is not one of {', '.join(SAMPLERS)}")
     if rc.trials is None and rc.timeout is None:

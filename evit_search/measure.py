@@ -38,6 +38,23 @@ def check_backends(backends: Iterable[str]) -> list[str]:
     return out
 
 
+def usable_backends(backends: Iterable[str], warn: Callable[[str], None] | None = None) -> list[str]:
+    """The backends that can run on this machine, checked here before anything is measured or
+    stored. Those that cannot are reported through ``warn`` (or are an error when ``warn`` is
+    None); none usable at all is an error naming why each one is out."""
+    from .throughput import BACKEND_CLASSES
+
+    backends = check_backends(backends)
+    why = {b: r for b in backends if (r := BACKEND_CLASSES[b].unavailable())}
+    if why and (warn is None or len(why) == len(backends)):
+        flag = "--backends" if warn is not None else "--backend"
+        out = "; ".join(f"{b}: {r}" for b, r in why.items())
+        raise UserError(f"{flag}: {out}; pick one of {', '.join(b for b in BACKENDS if not BACKEND_CLASSES[b].unavailable())}")
+    for b, r in why.items():
+        warn(f"skipping {b}: {r}")
+    return [b for b in backends if b not in why]
+
+
 def measure(specs: list[ModelSpec], backends: Iterable[str] = ("torch-cpu",), settings: Settings | None = None,
             reference: str | None = None, listener: Listener | None = None) -> list[ThroughputRecord]:
     """Measure ``specs`` on ``backends`` in one interleaved session in a worker process.

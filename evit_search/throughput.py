@@ -158,7 +158,8 @@ class Backend:
     def __init__(self, settings: Settings):
         self.settings = settings
 
-    def unavailable(self) -> str | None:
+    @classmethod
+    def unavailable(cls) -> str | None:
         """Why this backend cannot run here, or None."""
         return None
 
@@ -237,13 +238,14 @@ class OnnxCPU(Backend):
         super().__init__(settings)
         self._tmp = tempfile.TemporaryDirectory(prefix="evit-onnx-")
 
-    def unavailable(self):
+    @classmethod
+    def unavailable(cls):
         try:
             import onnxruntime as ort
         except ImportError:
-            return f"onnxruntime is not installed ({self.install_hint})"
-        if self.provider not in ort.get_available_providers():
-            return f"onnxruntime has no {self.provider} here ({self.install_hint})"
+            return f"onnxruntime is not installed ({cls.install_hint})"
+        if cls.provider not in ort.get_available_providers():
+            return f"onnxruntime has no {cls.provider} here ({cls.install_hint})"
         return None
 
     def _session(self, spec):
@@ -290,7 +292,8 @@ class Cuda(Backend):
     device = "cuda"
     amp_dtype = "float16"
 
-    def unavailable(self):
+    @classmethod
+    def unavailable(cls):
         import torch
 
         return None if torch.cuda.is_available() else "no CUDA GPU on this machine"

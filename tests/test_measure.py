@@ -121,7 +121,8 @@ class _CudaCodeOnCpu:
         class CudaOnCpu(Cuda):
             device, amp_dtype = "cpu", "bfloat16"
 
-            def unavailable(self):
+            @classmethod
+            def unavailable(cls):
                 return None
 
         class OnnxCudaOnCpu(OnnxCuda):
@@ -253,3 +254,21 @@ def test_bench_bad_input_is_one_line():
     out = subprocess.run([sys.executable, "-m", "evit_search", "bench", "table2", "--models", "resnet50"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "--models: resnet50 not in table2" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_backends_that_cannot_run_here_are_named_before_anything_runs(tmp_path):
+    from evit_search.errors import UserError
+    from evit_search.measure import usable_backends
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    warned = []
+    assert usable_backends(["torch-cpu", "cuda"], warn=warned.append) == ["torch-cpu"]
+    assert warned == ["skipping cuda: no CUDA GPU on this machine"]
+    with pytest.raises(UserError, match=r"^--backend: cuda: no CUDA GPU on this machine; pick one of torch-cpu"):
+        usable_backends(["cuda"])  # a single backend the user relies on (run --backend) is never skipped
+    out = subprocess.run([sys.executable, "-m", "evit_search", "bench", "table2", "--backends", "cuda",
+                          "--reports", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip().startswith("evit-search bench: error: --backends: cuda: no CUDA GPU on this machine")
+    assert list(tmp_path.iterdir()) == []  # no empty report
