@@ -63,7 +63,7 @@ def load_table(name: str = "table6") -> tuple[str, list[AblationRow]]:
 def ablate(table: str, backends: list[str], protocol_name: str, data_spec: str, data_dir: str | None, train: bool,
            storage: str | None, study_name: str | None, measure_settings, seed: int, reports_dir: Path,
            epochs: int | None = None, img_size: int = 224, train_threads: int | None = None, console=None,
-           suggest_depths: bool = True) -> dict:
+           suggest_depths: bool = True, device: str = "cpu") -> dict:
     from rich.console import Console
 
     from .commands import TrainProgress, progress
@@ -121,7 +121,7 @@ def ablate(table: str, backends: list[str], protocol_name: str, data_spec: str, 
                 study.tell(trial, state=TrialState.PRUNED)
                 continue
             tp = TrainProgress(prog, f"row {r.row}")
-            res = train_fn(cfgs[r.row], bundle, protocol, seed=seed, prepared=True, threads=train_threads,
+            res = train_fn(cfgs[r.row], bundle, protocol, seed=seed, prepared=True, threads=train_threads, device=device,
                            on_step=tp.on_step, on_epoch=tp.on_epoch)
             trial.set_user_attr("train", st.jsonable(res.to_dict()))
             if res.status != "ok" or ratio is None:

@@ -179,6 +179,8 @@ def _add_data_options(p, default_protocol: str = "proxy") -> None:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--train-threads", type=int,
                    help="threads for training (default: all cores, shared out among --jobs workers)")
+    g.add_argument("--device", default="auto",
+                   help="training device: auto (default: the GPU when there is one), cpu, cuda, cuda:N")
 
 
 def load_model_or_config(text: str):
@@ -256,18 +258,19 @@ def _run_train(args) -> int:
 
     from rich.console import Console
 
-    from .train import save_model, train
+    from .train import resolve_device, save_model, train
 
     console = Console()
     cfg = load_model_or_config(args.model)
+    device = resolve_device(args.device)
     protocol = protocol_from_args(args)
     bundle = dataset_from_args(args)
     name = Path(args.model).stem if not args.model.startswith("efficientvit") else args.model
-    console.print(f"training {name} on {bundle.describe()} with protocol {protocol.name} ({protocol.description})")
+    console.print(f"training {name} on {bundle.describe()} with protocol {protocol.name} ({protocol.description}) on {device}")
     with progress() as prog:
         tp = TrainProgress(prog, name)
         result = train(cfg, bundle, protocol, seed=args.seed, checkpoint_dir=args.checkpoint_dir,
-                       threads=args.train_threads, on_step=tp.on_step, on_epoch=tp.on_epoch)
+                       threads=args.train_threads, on_step=tp.on_step, on_epoch=tp.on_epoch, device=device)
     if result.status != "ok":
         console.print(f"[red]training failed:[/] {result.reason}")
         return 1
@@ -292,13 +295,15 @@ def _run_proxy_check(args) -> int:
     from rich.console import Console
 
     from .proxycheck import proxy_check
+    from .train import resolve_device
 
     console = Console()
+    device = resolve_device(args.device)
     protocol = protocol_from_args(args)
     bundle = dataset_from_args(args)
     with progress() as prog:
         summary = proxy_check(split_list(args.models), bundle, protocol, args.seed, Path(args.reports), prog,
-                              threads=args.train_threads)
+                              threads=args.train_threads, device=device)
     console.print(summary["table"])
     for line in summary["verdict"]:
         console.print(line)
@@ -350,7 +355,7 @@ def _run_run(args) -> int:
                    sampler=args.sampler, seed=args.seed, study=args.study, storage=args.storage, trials=args.trials,
                    timeout=args.timeout, jobs=args.jobs, data=args.data, data_dir=args.data_dir, classes=args.classes,
                    per_class=args.per_class, protocol=args.protocol, epochs=args.epochs, train_threads=args.train_threads,
-                   runs_dir=args.runs_dir, train_reference=not args.no_train_reference,
+                   device=args.device, runs_dir=args.runs_dir, train_reference=not args.no_train_reference,
                    measure=asdict(Settings(seconds=args.measure_seconds, warmup_s=args.measure_seconds,
                                            min_rounds=args.measure_rounds, max_rounds=max(9, args.measure_rounds))))
     return run(rc)
@@ -464,6 +469,7 @@ def _run_ablate(args) -> int:
     from .bench import _fmt
     from .errors import UserError
     from .measure import usable_backends
+    from .train import resolve_device
 
     console = Console()
     if args.img_size < 16:
@@ -471,7 +477,8 @@ def _run_ablate(args) -> int:
     backends = usable_backends(split_list(args.backends), warn=lambda m: console.print(f"[yellow]{m}[/]"))
     res = ablate(args.table, backends, args.protocol, args.data, args.data_dir, not args.no_train, args.storage, args.study,
                  measure_settings(args), args.seed, Path(args.reports), epochs=args.epochs, img_size=args.img_size,
-                 train_threads=args.train_threads, console=console, suggest_depths=not args.no_suggest_depths)
+                 train_threads=args.train_threads, console=console, suggest_depths=not args.no_suggest_depths,
+                 device=resolve_device(args.device))
     df = res["table"]
     t = Table("row", "ablation", "paper top-1", "ours top-1", *(f"{b} Δ% ours / paper" for b in backends),
               title=f"Table 6: {res['study']}")

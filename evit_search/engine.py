@@ -57,6 +57,7 @@ class RunConfig:
     protocol: str = "proxy"
     epochs: int | None = None
     train_threads: int | None = None
+    device: str = "auto"  # training device, resolved on each host (not part of what a trial means)
     runs_dir: str = "runs"
     measure: dict = field(default_factory=lambda: asdict(Settings(seconds=1.0, warmup_s=1.0, min_rounds=5, max_rounds=9)))
     train_reference: bool = True
@@ -84,6 +85,9 @@ def check_run_config(rc: RunConfig) -> tuple[SearchSpace, Budget]:
         raise UserError(f"--reference {rc.reference!r} is not a model name (see `evit-search models`)")
     budget = parse_budget(rc.budget, space.limits)
     usable_backends([rc.backend])
+    from .train import resolve_device
+
+    resolve_device(rc.device)
     if rc.sampler not in SAMPLERS:
         raise UserError(f"--sampler {rc.sampler!r} is not one of {', '.join(SAMPLERS)}")
     if rc.trials is None and rc.timeout is None:
@@ -257,7 +261,7 @@ class Worker:
         from .train import save_model, train
 
         data, protocol = self.data()
-        res = train(cfg, data, protocol, seed=self.rc.seed, prepared=True, threads=self.rc.train_threads,
+        res = train(cfg, data, protocol, seed=self.rc.seed, prepared=True, threads=self.rc.train_threads, device=self.rc.device,
                     checkpoint_dir=Path(self.rc.runs_dir) / self.rc.study / f"trial-{number}-epochs")
         ckpt = None
         if res.status == "ok":

@@ -19,7 +19,7 @@ from .train import Protocol, prepare_data, train
 
 
 def proxy_check(models: list[str], bundle: DataBundle, protocol: Protocol, seed: int, reports_dir: Path,
-                prog=None, threads: int | None = None) -> dict:
+                prog=None, threads: int | None = None, device: str = "cpu") -> dict:
     from rich.table import Table
 
     from .commands import TrainProgress
@@ -29,11 +29,12 @@ def proxy_check(models: list[str], bundle: DataBundle, protocol: Protocol, seed:
     for name in models:
         cfg = efficientvit.get_config(name)
         tp = TrainProgress(prog, name) if prog is not None else None
-        res = train(cfg, data, protocol, seed=seed, prepared=True, threads=threads,
+        res = train(cfg, data, protocol, seed=seed, prepared=True, threads=threads, device=device,
                     on_step=tp.on_step if tp else None, on_epoch=tp.on_epoch if tp else None)
         cost = count_cost(cfg)  # at 224 px, as the paper reports
         rows.append({"model": name, "status": res.status, "reason": res.reason, "proxy_top1": res.top1,
                      "proxy_top5": res.top5, "wall_s": res.wall_s, "train_images_per_s": res.train_images_per_s,
+                     "device": res.device,
                      "params_m": cost.params_m, "flops_m": cost.flops_m, "paper_top1": paper.top1(name)})
     df = pd.DataFrame(rows)
     ok = df[(df.status == "ok") & df.paper_top1.notna()]

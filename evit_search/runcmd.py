@@ -56,7 +56,7 @@ def run(rc: RunConfig, console: Console | None = None) -> int:
             from .train import train
 
             res = train(efficientvit.get_config(rc.reference), data, protocol, seed=rc.seed, prepared=True,
-                        threads=rc.train_threads, on_step=tp.on_step, on_epoch=tp.on_epoch)
+                        threads=rc.train_threads, on_step=tp.on_step, on_epoch=tp.on_epoch, device=rc.device)
             study.set_user_attr("reference_result", st.jsonable(res.to_dict()))
         task = prog.add_task("search", total=rc.trials)
         start_n = len(study.trials)

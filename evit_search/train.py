@@ -116,6 +116,7 @@ class TrainResult:
     protocol: str = ""
     dataset: str = ""
     threads: int | None = None
+    device: str = "cpu"
     checkpoint: str | None = None
     # the trained model and its final config, for callers that save them (not serialised)
     model: object = field(default=None, repr=False, compare=False)
@@ -209,18 +210,49 @@ def loss_fn(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, target)
 
 
+# --------------------------------------------------------------------------- device
+def resolve_device(name: str | None) -> str:
+    """``auto`` (or None): the GPU when there is one, else the CPU. ``cuda`` without a GPU is a
+    user error, not a silent fall-back to hours of CPU training."""
+    name = (name or "auto").lower()
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cpu":
+        return "cpu"
+    if name == "cuda" or name.startswith("cuda:"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise UserError(f"--device={name}: no CUDA GPU on this machine; use --device cpu (or auto)")
+        index = name.partition(":")[2]
+        if index and (not index.isdigit() or int(index) >= count):
+            raise UserError(f"--device={name}: this machine has cuda:0 to cuda:{count - 1}")
+        return name
+    raise UserError(f"--device={name!r} is not one of auto, cpu, cuda, cuda:N")
+
+
+def _amp(device: str):
+    """Mixed precision on the GPU (fp16 autocast with loss scaling, as the official recipe);
+    full fp32 on the CPU, which keeps CPU runs bit-reproducible."""
+    if device.startswith("cuda"):
+        return (lambda: torch.autocast("cuda", dtype=torch.float16)), torch.amp.GradScaler("cuda")
+    return contextlib.nullcontext, None
+
+
 # --------------------------------------------------------------------------- evaluation
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, x_u8: torch.Tensor, y: torch.Tensor, mean, std, batch: int = 512) -> dict:
+def evaluate(model: torch.nn.Module, x_u8: torch.Tensor, y: torch.Tensor, mean, std, batch: int = 512,
+             device: str = "cpu") -> dict:
     model.eval()
-    m = torch.tensor(mean).view(1, -1, 1, 1)
-    s = torch.tensor(std).view(1, -1, 1, 1)
+    m = torch.tensor(mean).view(1, -1, 1, 1).to(device)
+    s = torch.tensor(std).view(1, -1, 1, 1).to(device)
+    autocast, _ = _amp(device)
     correct1 = correct5 = 0
     loss_sum = 0.0
     for i in range(0, len(y), batch):
-        xb = (x_u8[i:i + batch].float().div_(255) - m) / s
-        yb = y[i:i + batch]
-        out = model(xb)
+        xb = (x_u8[i:i + batch].to(device).float().div_(255) - m) / s
+        yb = y[i:i + batch].to(device)
+        with autocast():
+            out = model(xb).float()
         loss_sum += F.cross_entropy(out, yb, reduction="sum").item()
         k = min(5, out.shape[1])
         top = out.topk(k, dim=1).indices
@@ -249,10 +281,11 @@ EpochCallback = Callable[[dict], None]
 def train(cfg: EfficientViTConfig, bundle: DataBundle, protocol: Protocol, seed: int = 0,
           checkpoint_dir: str | os.PathLike | None = None, threads: int | None = None,
           on_step: StepCallback | None = None, on_epoch: EpochCallback | None = None,
-          prepared: bool = False, lock: bool = True) -> TrainResult:
+          prepared: bool = False, lock: bool = True, device: str = "cpu") -> TrainResult:
     """Train ``cfg`` (resized to the protocol and dataset) and evaluate it every epoch.
 
-    Deterministic for a seed on CPU: every epoch reseeds all generators from (seed, epoch), so
+    ``device``: ``cpu`` (fp32) or ``cuda[:N]`` (fp16 autocast with loss scaling); see
+    :func:`resolve_device`. Deterministic for a seed on CPU: every epoch reseeds all generators from (seed, epoch), so
     an interrupted run resumed from its per-epoch checkpoint gives the same result. A NaN or
     infinite loss ends the run with ``status='failed'`` and the reason, never a zero accuracy.
     """
@@ -263,10 +296,12 @@ def train(cfg: EfficientViTConfig, bundle: DataBundle, protocol: Protocol, seed:
     cfg = cfg.with_overrides(num_classes=data.num_classes, in_chans=data.in_chans, img_size=p.img_size).validate()
     threads = threads or int(os.environ.get("EVIT_TRAIN_THREADS", 0)) or os.cpu_count() or 1
     torch.set_num_threads(threads)
-    result = TrainResult(status="ok", seed=seed, protocol=p.name, dataset=data.name, threads=threads)
+    device = resolve_device(device)
+    result = TrainResult(status="ok", seed=seed, protocol=p.name, dataset=data.name, threads=threads, device=device)
 
     _seed_all(seed)
-    model = efficientvit.build(cfg)
+    model = efficientvit.build(cfg).to(device)
+    autocast, scaler = _amp(device)
     batch = min(p.batch_size, len(data.train_y) - len(data.train_y) % 2)
     steps_per_epoch = max(1, len(data.train_y) // batch)
     total_steps = steps_per_epoch * p.epochs
@@ -298,6 +333,8 @@ def train(cfg: EfficientViTConfig, bundle: DataBundle, protocol: Protocol, seed:
         opt.load_state_dict(state["optimizer"])
         if ema is not None and state.get("ema"):
             ema.module.load_state_dict(state["ema"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         start_epoch = state["epoch"] + 1
         result.history = state["history"]
         result.wall_s = state.get("wall_s", 0.0)
@@ -315,20 +352,30 @@ def train(cfg: EfficientViTConfig, bundle: DataBundle, protocol: Protocol, seed:
             for step in range(steps_per_epoch):
                 idx = perm[step * batch:(step + 1) * batch]
                 x, target = augment(data.train_x[idx], data.train_y[idx], gen)
-                out = model(x)
-                loss = loss_fn(out, target)
+                x, target = x.to(device, non_blocking=True), target.to(device, non_blocking=True)
+                with autocast():
+                    out = model(x)
+                loss = loss_fn(out.float(), target)
                 if not torch.isfinite(loss):
                     result.status = "failed"
                     result.reason = f"loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}: training diverged"
                     result.wall_s += time.perf_counter() - t_epoch
                     return result
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    scaler.unscale_(opt)  # clipping sees the true gradients
+                else:
+                    loss.backward()
                 if p.clip_grad:
                     from timm.utils import adaptive_clip_grad
 
                     adaptive_clip_grad(model.parameters(), clip_factor=p.clip_grad)
-                opt.step()
+                if scaler is not None:
+                    scaler.step(opt)
+                    scaler.update()
+                else:
+                    opt.step()
                 sched.step_update(epoch * steps_per_epoch + step + 1)
                 if ema is not None:
                     ema.update(model)
@@ -337,14 +384,15 @@ def train(cfg: EfficientViTConfig, bundle: DataBundle, protocol: Protocol, seed:
                 if on_step:
                     on_step(epoch, step + 1, steps_per_epoch, loss.item())
             t_train = time.perf_counter() - t_epoch
-            metrics = evaluate(model, data.val_x, data.val_y, data.mean, data.std, p.eval_batch)
+            metrics = evaluate(model, data.val_x, data.val_y, data.mean, data.std, p.eval_batch, device)
         train_time += t_train
         result.images_seen += n_seen
         entry = {"epoch": epoch + 1, "train_loss": loss_sum / max(1, n_seen), "val_top1": metrics["top1"],
                  "val_top5": metrics["top5"], "val_loss": metrics["loss"], "lr": opt.param_groups[0]["lr"],
                  "seconds": time.perf_counter() - t_epoch, "train_images_per_s": n_seen / t_train}
         if ema is not None:
-            entry["ema_val_top1"] = evaluate(ema.module, data.val_x, data.val_y, data.mean, data.std, p.eval_batch)["top1"]
+            entry["ema_val_top1"] = evaluate(ema.module, data.val_x, data.val_y, data.mean, data.std, p.eval_batch,
+                                             device)["top1"]
         result.history.append(entry)
         result.wall_s += entry["seconds"]
         if on_epoch:
@@ -355,6 +403,7 @@ def train(cfg: EfficientViTConfig, bundle: DataBundle, protocol: Protocol, seed:
             torch.save({"arch_id": cfg.arch_id(), "config": cfg.to_dict(), "protocol": p.to_dict(), "seed": seed,
                         "epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
                         "ema": ema.module.state_dict() if ema is not None else None, "history": result.history,
+                        "scaler": scaler.state_dict() if scaler is not None else None,
                         "wall_s": result.wall_s, "images_seen": result.images_seen}, tmp)
             tmp.replace(ckpt_path)  # atomic: a kill never leaves half a checkpoint
 
@@ -370,6 +419,7 @@ def save_model(path: str | os.PathLike, model: torch.nn.Module, cfg: EfficientVi
     """A checkpoint that :func:`efficientvit.load_model` reads back: config + state dict."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"config": cfg.to_dict(), "state_dict": model.state_dict(), **(extra or {})}, path)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}  # loadable on any machine
+    torch.save({"config": cfg.to_dict(), "state_dict": state, **(extra or {})}, path)
     return path
 

@@ -38,6 +38,8 @@ def test_train_errors_are_one_line(tmp_path):
     bad.write_text("stages: [{dim: 60, depth: 1, num_heads: 4}]\n")
     out = run("train", str(bad), "--data", "synthetic")
     assert out.returncode == 2 and "stages[0].dim=60 must be divisible by 8" in out.stderr
+    out = run("train", "efficientvit_m0", "--data", "synthetic", "--device", "npu")
+    assert out.returncode == 2 and out.stderr.strip().endswith("--device='npu' is not one of auto, cpu, cuda, cuda:N")
 
 
 def test_train_end_to_end_saves_a_loadable_checkpoint(tmp_path):

@@ -116,3 +116,33 @@ def test_no_weight_decay_on_attention_biases():
         if name.endswith("attention_biases") or p.ndim <= 1:
             assert id(p) not in decayed, name
     assert any(id(p) in decayed for p in m.parameters())
+
+
+def test_device_is_resolved_or_refused_in_one_line():
+    from evit_search.errors import UserError
+    from evit_search.train import resolve_device
+
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(UserError, match=r"--device='tpu' is not one of auto, cpu, cuda, cuda:N"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match=r"^--device=cuda: no CUDA GPU on this machine; use --device cpu"):
+            resolve_device("cuda")
+    else:
+        with pytest.raises(UserError, match="this machine has cuda:0 to"):
+            resolve_device("cuda:99")
+
+
+@pytest.mark.gpu
+def test_training_on_the_gpu(tmp_path):
+    """fp16 autocast with loss scaling; the saved model loads on the CPU."""
+    res = run(device="cuda", checkpoint_dir=tmp_path / "ck")
+    assert res.status == "ok" and res.device == "cuda" and res.top1 > 40.0
+    path = save_model(tmp_path / "m.pt", res.model, res.config)
+    m = efficientvit.load_model(path)
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(m(x), res.model.float().eval()(x.cuda()).cpu(), atol=1e-4)
+    resumed = run(device="cuda", checkpoint_dir=tmp_path / "ck")  # every epoch stored: nothing left to train
+    assert resumed.history == res.history
