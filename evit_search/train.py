@@ -294,7 +294,7 @@ def train(cfg: EfficientViTConfig, bundle: DataBundle, protocol: Protocol, seed:
     if len(data.train_y) < 2:
         raise UserError(f"{data.name}: fewer than 2 training images after subsetting")
     cfg = cfg.with_overrides(num_classes=data.num_classes, in_chans=data.in_chans, img_size=p.img_size).validate()
-    threads = threads or int(os.environ.get("EVIT_TRAIN_THREADS", 0)) or os.cpu_count() or 1
+    threads = threads or int(os.environ.get("EVIT_TRAIN_THREADS", "0")) or os.cpu_count() or 1
     torch.set_num_threads(threads)
     device = resolve_device(device)
     result = TrainResult(status="ok", seed=seed, protocol=p.name, dataset=data.name, threads=threads, device=device)

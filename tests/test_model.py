@@ -169,5 +169,7 @@ def test_table6_variants_are_distinct():
 
 def test_stage_config_is_frozen():
     s = StageConfig(64, 1, 4)
-    with pytest.raises(Exception):
+    from dataclasses import FrozenInstanceError
+
+    with pytest.raises(FrozenInstanceError):
         s.dim = 32
