@@ -183,6 +183,14 @@ def _add_data_options(p, default_protocol: str = "proxy") -> None:
                    help="training device: auto (default: the GPU when there is one), cpu, cuda, cuda:N")
 
 
+def training_inputs(args):
+    """(device, protocol, dataset) from the data-and-protocol options, checked in that order, cheap
+    first: a bad --device is reported before a dataset is read."""
+    from .train import resolve_device
+
+    return resolve_device(args.device), protocol_from_args(args), dataset_from_args(args)
+
+
 def load_model_or_config(text: str):
     """A registered model name or a YAML/JSON file holding an EfficientViTConfig dict."""
     from pathlib import Path
@@ -258,13 +266,11 @@ def _run_train(args) -> int:
 
     from rich.console import Console
 
-    from .train import resolve_device, save_model, train
+    from .train import save_model, train
 
     console = Console()
     cfg = load_model_or_config(args.model)
-    device = resolve_device(args.device)
-    protocol = protocol_from_args(args)
-    bundle = dataset_from_args(args)
+    device, protocol, bundle = training_inputs(args)
     name = Path(args.model).stem if not args.model.startswith("efficientvit") else args.model
     console.print(f"training {name} on {bundle.describe()} with protocol {protocol.name} ({protocol.description}) on {device}")
     with progress() as prog:
@@ -295,12 +301,9 @@ def _run_proxy_check(args) -> int:
     from rich.console import Console
 
     from .proxycheck import proxy_check
-    from .train import resolve_device
 
     console = Console()
-    device = resolve_device(args.device)
-    protocol = protocol_from_args(args)
-    bundle = dataset_from_args(args)
+    device, protocol, bundle = training_inputs(args)
     with progress() as prog:
         summary = proxy_check(split_list(args.models), bundle, protocol, args.seed, Path(args.reports), prog,
                               threads=args.train_threads, device=device)
