@@ -333,6 +333,9 @@ def _run(sub) -> None:
     _add_storage(p)
     p.add_argument("--jobs", type=int, default=1, help="worker processes on this machine")
     p.add_argument("--backend", default="torch-cpu", help="backend of the budget: torch-cpu, onnx-cpu, cuda, onnx-cuda")
+    p.add_argument("--also-measure", default="", metavar="BACKENDS",
+                   help="more backends (comma-separated) to measure every candidate and the reference on, in the same "
+                        "session; stored and shown beside the budget's backend, not budgeted")
     p.add_argument("--runs-dir", default="runs", help="where trained candidates are saved (default runs/)")
     p.add_argument("--no-train-reference", action="store_true", help="do not train the reference for comparison")
     p.add_argument("--measure-seconds", type=float, default=1.0, help="seconds per timed segment (default 1)")
@@ -355,6 +358,7 @@ def _run_run(args) -> int:
     if args.measure_rounds <= 0:
         raise UserError(f"--measure-rounds={args.measure_rounds} must be positive")
     rc = RunConfig(space=args.space, budget=args.budget, reference=args.reference, backend=args.backend,
+                   also_measure=split_list(args.also_measure),
                    sampler=args.sampler, seed=args.seed, study=args.study, storage=args.storage, trials=args.trials,
                    timeout=args.timeout, jobs=args.jobs, data=args.data, data_dir=args.data_dir, classes=args.classes,
                    per_class=args.per_class, protocol=args.protocol, epochs=args.epochs, train_threads=args.train_threads,

@@ -43,6 +43,7 @@ class RunConfig:
     budget: str = "1.25x"
     reference: str | None = None  # default: the space's
     backend: str = "torch-cpu"
+    also_measure: list[str] = field(default_factory=list)  # more backends, measured and stored, not budgeted
     sampler: str = "nsga2"
     seed: int = 0
     study: str | None = None
@@ -84,7 +85,8 @@ def check_run_config(rc: RunConfig) -> tuple[SearchSpace, Budget]:
     if rc.reference not in efficientvit.list_models():
         raise UserError(f"--reference {rc.reference!r} is not a model name (see `evit-search models`)")
     budget = parse_budget(rc.budget, space.limits)
-    usable_backends([rc.backend])
+    rc.also_measure = [b for b in dict.fromkeys(rc.also_measure) if b != rc.backend]
+    usable_backends([rc.backend, *rc.also_measure])
     from .train import resolve_device
 
     resolve_device(rc.device)
@@ -217,9 +219,11 @@ class Worker:
 
             # 4. throughput, with the reference re-measured in the same session (the ratio is an
             #    objective, so it is measured even when the budget has no speed term)
-            cand, ref = self._measure(cfg)
-            trial.set_user_attr("throughput", {self.rc.backend: _slim(cand)})
-            trial.set_user_attr("reference_throughput", {self.rc.backend: _slim(ref)})
+            cands, refs = self._measure(cfg)
+            # the budget's backend first: readers take the first entry as the primary one
+            trial.set_user_attr("throughput", {b: _slim(r) for b, r in cands.items()})
+            trial.set_user_attr("reference_throughput", {b: _slim(r) for b, r in refs.items()})
+            cand, ref = cands[self.rc.backend], refs[self.rc.backend]
             trial.set_user_attr("env", st.jsonable(cand.env))
             if cand.status != "ok" or ref.status != "ok":
                 bad = cand if cand.status != "ok" else ref
@@ -253,9 +257,10 @@ class Worker:
         specs = [ModelSpec("candidate", config=cfg.to_dict(), img_size=cfg.img_size, in_chans=cfg.in_chans),
                  ModelSpec(f"reference {self.rc.reference}", config=ref_cfg.to_dict(), img_size=cfg.img_size,
                            in_chans=cfg.in_chans)]
-        recs = measure(specs, [self.rc.backend], self.rc.settings(), reference=specs[1].label)
-        by = {r.model: r for r in recs}
-        return by["candidate"], by[specs[1].label]
+        backends = [self.rc.backend, *self.rc.also_measure]
+        recs = measure(specs, backends, self.rc.settings(), reference=specs[1].label)
+        by = {(r.backend, r.model): r for r in recs}
+        return {b: by[(b, "candidate")] for b in backends}, {b: by[(b, specs[1].label)] for b in backends}
 
     def _train(self, cfg, number: int):
         from .train import save_model, train

@@ -44,7 +44,8 @@ def run(rc: RunConfig, console: Console | None = None) -> int:
                   + (f" (resumed: {len(study.trials)} trials stored)" if len(study.trials) else ""))
     if n_recovered:
         console.print(f"{n_recovered} trial(s) interrupted earlier are marked failed ('interrupted')")
-    console.print(f"space {space.name} ({space.path}); budget: {budget.describe()} vs {rc.reference} on {rc.backend}, "
+    also = f" (also measured on {', '.join(rc.also_measure)})" if rc.also_measure else ""
+    console.print(f"space {space.name} ({space.path}); budget: {budget.describe()} vs {rc.reference} on {rc.backend}{also}, "
                   f"measured at {space.input['img_size']} px; training: {data.describe()}, protocol {protocol.name} "
                   f"({protocol.description}); sampler {rc.sampler}, seed {rc.seed}, jobs {rc.jobs}")
 
@@ -104,23 +105,34 @@ def front_table(summary: dict, study_attrs: dict, backend: str | None = None) ->
     """The feasible Pareto front beside the reference."""
     ref_res = study_attrs.get("reference_result") or {}
     t = Table(title=f"feasible Pareto front (budget {study_attrs.get('budget')}, reference {study_attrs.get('reference')})")
-    for col in ("trial", "C", "L", "H", "N", "QK", "V", "params M", "FLOPs M", "img/s", "ratio", "proxy top-1 %"):
+    # backends measured beside the budget's one (run --also-measure), in the order stored
+    extra = list(dict.fromkeys(b for r in summary["records"] for b in list(r.throughput)[1:]))
+    for col in ("trial", "C", "L", "H", "N", "QK", "V", "params M", "FLOPs M", "img/s", "ratio", "proxy top-1 %",
+                *(f"{b} ratio" for b in extra)):
         t.add_column(col, justify="right" if col not in ("C", "L", "H") else "left")
     ref_cost = study_attrs.get("reference_cost") or {}
     ref_ips = [r.reference_images_per_s for r in summary["records"] if r.reference_images_per_s]
     t.add_row("ref", *_knobs(study_attrs.get("reference_config")),
               f"{ref_cost['params_m']:.2f}" if ref_cost else "-", f"{ref_cost['flops_m']:.0f}" if ref_cost else "-",
               f"{sorted(ref_ips)[len(ref_ips) // 2]:.1f}" if ref_ips else "-", "1.00",
-              f"{ref_res['top1']:.2f}" if ref_res.get("top1") is not None else "-", style="bold")
+              f"{ref_res['top1']:.2f}" if ref_res.get("top1") is not None else "-", *("1.00" for _ in extra), style="bold")
     for r in summary["front"]:
         k = _knobs(r.config)
         ips = next(iter(r.throughput.values()), {}).get("images_per_s")
         t.add_row(str(r.number), *k, f"{r.cost['params_m']:.2f}" if r.cost else "-",
                   f"{r.cost['flops_m']:.0f}" if r.cost else "-", f"{ips:.1f}" if ips else "-", f"{r.ratio:.2f}",
-                  f"{r.accuracy:.2f}")
+                  f"{r.accuracy:.2f}", *(_ratio_text(r.throughput.get(b)) for b in extra))
     if not summary["front"]:
         t.caption = "no feasible candidate was trained yet"
     return t
+
+
+def _ratio_text(m: dict | None) -> str:
+    if not m:
+        return "-"
+    if m.get("status") != "ok":
+        return m.get("status") or "-"
+    return f"{m['ratio_to_reference']:.2f}" if m.get("ratio_to_reference") else "-"
 
 
 def _knobs(cfg: dict | None) -> list[str]:

@@ -85,6 +85,23 @@ def test_tiny_run_into_sqlite_show_report_export(tmp_path):
         assert abs(sess.run(None, {"input": x.numpy()})[0] - m(x).numpy()).max() < 1e-4
 
 
+def test_also_measure_stores_every_backend_with_the_budget_one_first(tmp_path):
+    db = tmp_path / "s.db"
+    out = cli("run", *BASE, "--trials", "2", "--also-measure", "onnx-cpu,torch-cpu", "--storage", str(db),
+              "--study", "am", "--runs-dir", str(tmp_path / "runs"), "--no-train-reference", cwd=tmp_path,
+              env={**os.environ, "COLUMNS": "250"})  # the front table on one line per row
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "also measured on onnx-cpu" in out.stdout
+    recs = [r for r in st.records(st.load_study("am", str(db))) if r.status in ("ok", "infeasible")]
+    assert recs, out.stdout[-2000:]
+    for r in recs:
+        assert list(r.throughput) == ["torch-cpu", "onnx-cpu"] == list(r.reference_throughput)
+        assert r.ratio == pytest.approx(r.throughput["torch-cpu"]["ratio_to_reference"])  # the budget's backend
+        assert r.throughput["onnx-cpu"]["images_per_s"] > 0 and r.reference_throughput["onnx-cpu"]["images_per_s"] > 0
+    if any(r.status == "ok" for r in recs):
+        assert "onnx-cpu ratio" in out.stdout
+
+
 def test_bad_input_is_one_line_and_loses_nothing(tmp_path):
     db = tmp_path / "s.db"
     for args, msg in [(["--budget", "fast"], "--budget: 'fast' is not a budget term"),
