@@ -285,9 +285,10 @@ def train(cfg: EfficientViTConfig, bundle: DataBundle, protocol: Protocol, seed:
     """Train ``cfg`` (resized to the protocol and dataset) and evaluate it every epoch.
 
     ``device``: ``cpu`` (fp32) or ``cuda[:N]`` (fp16 autocast with loss scaling); see
-    :func:`resolve_device`. Deterministic for a seed on CPU: every epoch reseeds all generators from (seed, epoch), so
-    an interrupted run resumed from its per-epoch checkpoint gives the same result. A NaN or
-    infinite loss ends the run with ``status='failed'`` and the reason, never a zero accuracy.
+    :func:`resolve_device`. Deterministic for a seed on CPU: every epoch reseeds all generators
+    from (seed, epoch), so an interrupted run resumed from its per-epoch checkpoint gives the
+    same result. A NaN or infinite loss ends the run with ``status='failed'`` and the reason,
+    never a zero accuracy.
     """
     p = protocol
     data = bundle if prepared else prepare_data(bundle, p)
