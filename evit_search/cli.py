@@ -4,11 +4,11 @@ a non-zero exit (``--debug`` shows the traceback)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Sequence
 
 from . import __version__
-
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,6 +30,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not sys.stdout.isatty() and "COLUMNS" not in os.environ:
+        # piped or logged: rich would assume 80 columns and elide the tables' cells
+        os.environ["COLUMNS"] = "160"
     if not args.command:
         parser.print_help()
         return 2
