@@ -86,7 +86,9 @@ def check_run_config(rc: RunConfig) -> tuple[SearchSpace, Budget]:
         raise UserError(f"--reference {rc.reference!r} is not a model name (see `evit-search models`)")
     budget = parse_budget(rc.budget, space.limits)
     rc.also_measure = [b for b in dict.fromkeys(rc.also_measure) if b != rc.backend]
-    usable_backends([rc.backend, *rc.also_measure])
+    usable_backends([rc.backend], "--backend")
+    if rc.also_measure:
+        usable_backends(rc.also_measure, "--also-measure")
     from .train import resolve_device
 
     resolve_device(rc.device)

@@ -27,27 +27,28 @@ def worker_env() -> dict[str, str]:
     return env
 
 
-def check_backends(backends: Iterable[str]) -> list[str]:
+def check_backends(backends: Iterable[str], flag: str = "--backends") -> list[str]:
+    """Known backend names; errors name ``flag``, the option the names came from."""
     out = []
     for b in backends:
         if b not in BACKENDS:
-            raise UserError(f"--backends: {b!r} is not one of {', '.join(BACKENDS)}")
+            raise UserError(f"{flag}: {b!r} is not one of {', '.join(BACKENDS)}")
         out.append(b)
     if not out:
-        raise UserError("--backends: give at least one backend")
+        raise UserError(f"{flag}: give at least one backend")
     return out
 
 
-def usable_backends(backends: Iterable[str], warn: Callable[[str], None] | None = None) -> list[str]:
+def usable_backends(backends: Iterable[str], flag: str = "--backends",
+                    warn: Callable[[str], None] | None = None) -> list[str]:
     """The backends that can run on this machine, checked here before anything is measured or
     stored. Those that cannot are reported through ``warn`` (or are an error when ``warn`` is
     None); none usable at all is an error naming why each one is out."""
     from .throughput import BACKEND_CLASSES
 
-    backends = check_backends(backends)
+    backends = check_backends(backends, flag)
     why = {b: r for b in backends if (r := BACKEND_CLASSES[b].unavailable())}
     if why and (warn is None or len(why) == len(backends)):
-        flag = "--backends" if warn is not None else "--backend"
         out = "; ".join(f"{b}: {r}" for b, r in why.items())
         raise UserError(f"{flag}: {out}; pick one of {', '.join(b for b in BACKENDS if not BACKEND_CLASSES[b].unavailable())}")
     for b, r in why.items():

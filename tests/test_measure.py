@@ -110,25 +110,22 @@ def test_segments_set_up_and_tear_down_around_timing():
     assert log == ["in", "out"]  # the input is freed even when a batch fails
 
 
-class _CudaCodeOnCpu:
+def _gpu_backends_on_cpu():
     """The GPU backends' own code (batch search, autocast + trace, per-segment input, IOBinding),
     pointed at the CPU: every line runs here except the CUDA calls themselves."""
+    from evit_search.throughput import BACKEND_CLASSES, Cuda, OnnxCuda
 
-    @staticmethod
-    def classes():
-        from evit_search.throughput import BACKEND_CLASSES, Cuda, OnnxCuda
+    class CudaOnCpu(Cuda):
+        device, amp_dtype = "cpu", "bfloat16"
 
-        class CudaOnCpu(Cuda):
-            device, amp_dtype = "cpu", "bfloat16"
+        @classmethod
+        def unavailable(cls):
+            return None
 
-            @classmethod
-            def unavailable(cls):
-                return None
+    class OnnxCudaOnCpu(OnnxCuda):
+        device, provider = "cpu", "CPUExecutionProvider"
 
-        class OnnxCudaOnCpu(OnnxCuda):
-            device, provider = "cpu", "CPUExecutionProvider"
-
-        return {**BACKEND_CLASSES, "cuda": CudaOnCpu, "onnx-cuda": OnnxCudaOnCpu}
+    return {**BACKEND_CLASSES, "cuda": CudaOnCpu, "onnx-cuda": OnnxCudaOnCpu}
 
 
 @pytest.mark.parametrize("batch", [8, None])
@@ -137,7 +134,7 @@ def test_gpu_backend_code_paths_on_cpu(batch):
 
     s = Settings(seconds=0.05, warmup_s=0.05, min_rounds=2, max_rounds=2, cuda_batch=batch, cuda_seconds=0.03)
     specs = [tiny_spec("a"), tiny_spec("b", jit="none")]
-    recs = _session(specs, ["cuda", "onnx-cuda"], s, "a", lambda e: None, classes=_CudaCodeOnCpu.classes())
+    recs = _session(specs, ["cuda", "onnx-cuda"], s, "a", lambda e: None, classes=_gpu_backends_on_cpu())
     by = {(r.backend, r.model): r for r in recs}
     for key, r in by.items():
         assert r.status == "ok", (key, r.reason)
@@ -266,7 +263,7 @@ def test_backends_that_cannot_run_here_are_named_before_anything_runs(tmp_path):
     assert usable_backends(["torch-cpu", "cuda"], warn=warned.append) == ["torch-cpu"]
     assert warned == ["skipping cuda: no CUDA GPU on this machine"]
     with pytest.raises(UserError, match=r"^--backend: cuda: no CUDA GPU on this machine; pick one of torch-cpu"):
-        usable_backends(["cuda"])  # a single backend the user relies on (run --backend) is never skipped
+        usable_backends(["cuda"], "--backend")  # a backend the user relies on (run --backend) is never skipped
     out = subprocess.run([sys.executable, "-m", "evit_search", "bench", "table2", "--backends", "cuda",
                           "--reports", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "Traceback" not in out.stderr
