@@ -304,12 +304,19 @@ class Cuda(Backend):
         if self.device == "cuda":
             torch.cuda.synchronize()
 
-    def _free(self):
+    def _release(self):
+        """Hand torch's cached device memory back: onnx-cuda, timed in the same session, allocates
+        outside torch's cache."""
         import torch
 
-        gc.collect()
         if self.device == "cuda":
             torch.cuda.empty_cache()
+
+    def _free(self):
+        """After an out-of-memory attempt: its tensors may live on in reference cycles (the
+        exception's frames), so collect them before releasing the cache."""
+        gc.collect()
+        self._release()
 
     def prepare(self, spec):
         import torch
@@ -344,8 +351,8 @@ class Cuda(Backend):
                 fn(state["x"])
 
         def exit():
-            state.pop("x", None)
-            self._free()
+            state.pop("x", None)  # the last reference: the input is freed here, no collection needed
+            self._release()
 
         return Prepared(run, batch, enter, exit, precision=f"{self.amp_dtype}-autocast")
 
