@@ -230,12 +230,12 @@ def resolve_device(name: str | None) -> str:
     raise UserError(f"--device={name!r} is not one of auto, cpu, cuda, cuda:N")
 
 
-def _amp(device: str):
-    """Mixed precision on the GPU (fp16 autocast with loss scaling, as the official recipe);
-    full fp32 on the CPU, which keeps CPU runs bit-reproducible."""
+def _autocast(device: str):
+    """Mixed precision on the GPU (fp16 autocast, with loss scaling in :func:`train`, as the
+    official recipe); full fp32 on the CPU, which keeps CPU runs bit-reproducible."""
     if device.startswith("cuda"):
-        return (lambda: torch.autocast("cuda", dtype=torch.float16)), torch.amp.GradScaler("cuda")
-    return contextlib.nullcontext, None
+        return torch.autocast("cuda", dtype=torch.float16)
+    return contextlib.nullcontext()
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -245,13 +245,12 @@ def evaluate(model: torch.nn.Module, x_u8: torch.Tensor, y: torch.Tensor, mean, 
     model.eval()
     m = torch.tensor(mean).view(1, -1, 1, 1).to(device)
     s = torch.tensor(std).view(1, -1, 1, 1).to(device)
-    autocast, _ = _amp(device)
     correct1 = correct5 = 0
     loss_sum = 0.0
     for i in range(0, len(y), batch):
         xb = (x_u8[i:i + batch].to(device).float().div_(255) - m) / s
         yb = y[i:i + batch].to(device)
-        with autocast():
+        with _autocast(device):
             out = model(xb).float()
         loss_sum += F.cross_entropy(out, yb, reduction="sum").item()
         k = min(5, out.shape[1])
@@ -302,7 +301,7 @@ def train(cfg: EfficientViTConfig, bundle: DataBundle, protocol: Protocol, seed:
 
     _seed_all(seed)
     model = efficientvit.build(cfg).to(device)
-    autocast, scaler = _amp(device)
+    scaler = torch.amp.GradScaler("cuda") if device.startswith("cuda") else None
     batch = min(p.batch_size, len(data.train_y) - len(data.train_y) % 2)
     steps_per_epoch = max(1, len(data.train_y) // batch)
     total_steps = steps_per_epoch * p.epochs
@@ -354,7 +353,7 @@ def train(cfg: EfficientViTConfig, bundle: DataBundle, protocol: Protocol, seed:
                 idx = perm[step * batch:(step + 1) * batch]
                 x, target = augment(data.train_x[idx], data.train_y[idx], gen)
                 x, target = x.to(device, non_blocking=True), target.to(device, non_blocking=True)
-                with autocast():
+                with _autocast(device):
                     out = model(x)
                 loss = loss_fn(out.float(), target)
                 if not torch.isfinite(loss):
