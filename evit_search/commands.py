@@ -56,9 +56,12 @@ def measure_settings(args):
     from .errors import UserError
     from .throughput import Settings
 
-    for name in ("seconds", "threads", "batch", "rounds", "max_rounds", "gpu_batch", "gpu_seconds"):
+    optional = ("gpu_batch", "gpu_seconds")  # None: the protocol's default
+    for name in ("seconds", "threads", "batch", "rounds", "max_rounds", *optional):
         v = getattr(args, name)
-        if (v is None and not name.startswith("gpu")) or (v is not None and v <= 0):
+        if v is None and name in optional:
+            continue
+        if v is None or v <= 0:
             raise UserError(f"--{name.replace('_', '-')}={v} must be positive")
     if args.max_rounds < args.rounds:
         raise UserError(f"--max-rounds={args.max_rounds} must be >= --rounds={args.rounds}")

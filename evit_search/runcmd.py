@@ -94,14 +94,14 @@ def run(rc: RunConfig, console: Console | None = None) -> int:
         refresh()
 
     s = st.summary(study)
-    console.print(front_table(s, study.user_attrs, rc.backend))
+    console.print(front_table(s, study.user_attrs))
     console.print(_status_line(s, None))
     console.print(f"study {rc.study!r} in {st.normalize_url(rc.storage)}: `evit-search show {rc.study}`, "
                   f"`evit-search report {rc.study}`, `evit-search tui {rc.study}`")
     return 0
 
 
-def front_table(summary: dict, study_attrs: dict, backend: str | None = None) -> Table:
+def front_table(summary: dict, study_attrs: dict) -> Table:
     """The feasible Pareto front beside the reference."""
     ref_res = study_attrs.get("reference_result") or {}
     t = Table(title=f"feasible Pareto front (budget {study_attrs.get('budget')}, reference {study_attrs.get('reference')})")
