@@ -59,13 +59,19 @@ class ConvNorm(nn.Sequential):
         """The Conv2d with the BatchNorm folded in; LN cannot be folded and stays."""
         if not hasattr(self, "bn"):
             return self
-        c, bn = self.conv, self.bn
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        c = self.conv
+        scale, shift = bn_affine(self.bn)
         fused = nn.Conv2d(c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding,
                           c.dilation, c.groups, bias=True)
         fused.weight.copy_(c.weight * scale[:, None, None, None])
-        fused.bias.copy_(bn.bias - bn.running_mean * scale)
+        fused.bias.copy_(shift)
         return fused
+
+
+def bn_affine(bn: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:
+    """An eval-mode BatchNorm as ``x * scale + shift`` (per channel)."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    return scale, bn.bias - bn.running_mean * scale
 
 
 class NormLinear(nn.Sequential):
@@ -86,9 +92,8 @@ class NormLinear(nn.Sequential):
     def fuse(self) -> nn.Module:
         if not hasattr(self, "bn"):
             return self
-        bn, lin = self.bn, self.linear
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        shift = bn.bias - bn.running_mean * scale
+        lin = self.linear
+        scale, shift = bn_affine(self.bn)  # BN before the Linear: it folds into the input side
         fused = nn.Linear(lin.in_features, lin.out_features)
         fused.weight.copy_(lin.weight * scale[None, :])
         fused.bias.copy_(lin.weight @ shift + lin.bias)

@@ -89,18 +89,31 @@ class DetailScreen(Screen):
             plt.xlabel("epoch")
 
 
-class CompareScreen(Screen):
+class TitledTableScreen(Screen):
+    """A title over one table, filled in ``on_mount``; ``table_id`` names both (``<id>-title``)."""
+
+    table_id = ""
+
+    def title_text(self) -> str:
+        raise NotImplementedError
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Label(self.title_text(), id=f"{self.table_id}-title")
+        yield DataTable(id=self.table_id, cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+
+class CompareScreen(TitledTableScreen):
     BINDINGS = [Binding("escape,q", "app.pop_screen", "back")]
+    table_id = "compare"
 
     def __init__(self, a: st.TrialRecord, b: st.TrialRecord):
         super().__init__()
         self.a, self.b = a, b
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield Label(f"Compare #{self.a.number} (A) with #{self.b.number} (B)", id="compare-title")
-        yield DataTable(id="compare", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+    def title_text(self) -> str:
+        return f"Compare #{self.a.number} (A) with #{self.b.number} (B)"
 
     def on_mount(self) -> None:
         t = self.query_one(DataTable)
@@ -109,18 +122,16 @@ class CompareScreen(Screen):
             t.add_row(*row)
 
 
-class AblationScreen(Screen):
+class AblationScreen(TitledTableScreen):
     BINDINGS = [Binding("escape,q,t", "app.pop_screen", "back")]
+    table_id = "ablation"
 
     def __init__(self, view: D.StudyView):
         super().__init__()
         self.view = view
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield Label(f"Table 6: paper vs ours ({self.view.name})", id="ablation-title")
-        yield DataTable(id="ablation", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+    def title_text(self) -> str:
+        return f"Table 6: paper vs ours ({self.view.name})"
 
     def on_mount(self) -> None:
         rows = D.ablation_rows(self.view)
