@@ -93,7 +93,7 @@ def ablate(table: str, backends: list[str], protocol_name: str, data_spec: str, 
         specs = [ModelSpec(f"row {r.row}", config=cfgs[r.row].to_dict(), img_size=img_size) for r in rows]
         with progress() as prog:
             recs = measure(specs, backends, measure_settings, reference="row 1", listener=RichListener(prog, "ablate"))
-        meas = {"backends": backends, "records": [_slim(r) for r in recs], "env": st.jsonable(next((r.env for r in recs if r.env), {}))}
+        meas = {"backends": backends, "records": [st.measurement_attr(r) for r in recs], "env": st.jsonable(next((r.env for r in recs if r.env), {}))}
         study.set_user_attr("measurement", meas)
     by = {(m["backend"], m["model"]): m for m in meas["records"]}
 
@@ -139,12 +139,6 @@ def ablate(table: str, backends: list[str], protocol_name: str, data_spec: str, 
         suggestions = suggest_depth(rows, base, [n for n in depth_notes if n["off"]], backends[0], measure_settings, img_size)
     paths = write_report(study, table_df, depth_notes, suggestions, backends, reports_dir, protocol, data_spec, train)
     return {"study": name, "table": table_df, "depth_notes": depth_notes, "suggestions": suggestions, "paths": paths}
-
-
-def _slim(rec) -> dict:
-    d = rec.to_dict()
-    d.pop("env", None)
-    return st.jsonable(d)
 
 
 # --------------------------------------------------------------------------- comparison maths

@@ -223,8 +223,8 @@ class Worker:
             #    objective, so it is measured even when the budget has no speed term)
             cands, refs = self._measure(cfg)
             # the budget's backend first: readers take the first entry as the primary one
-            trial.set_user_attr("throughput", {b: _slim(r) for b, r in cands.items()})
-            trial.set_user_attr("reference_throughput", {b: _slim(r) for b, r in refs.items()})
+            trial.set_user_attr("throughput", {b: st.measurement_attr(r) for b, r in cands.items()})
+            trial.set_user_attr("reference_throughput", {b: st.measurement_attr(r) for b, r in refs.items()})
             cand, ref = cands[self.rc.backend], refs[self.rc.backend]
             trial.set_user_attr("env", st.jsonable(cand.env))
             if cand.status != "ok" or ref.status != "ok":
@@ -275,12 +275,6 @@ class Worker:
             ckpt = save_model(Path(self.rc.runs_dir) / self.rc.study / f"trial-{number}.pt", res.model, res.config,
                               {"result": res.to_dict()})
         return res, ckpt
-
-
-def _slim(rec) -> dict:
-    d = rec.to_dict()
-    d.pop("env", None)
-    return st.jsonable(d)
 
 
 def _miss(budget: Budget, ratio, cand) -> str:

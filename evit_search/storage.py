@@ -258,6 +258,14 @@ def to_dataframe(recs: list[TrialRecord]):
     return pd.DataFrame(rows)
 
 
+def measurement_attr(rec) -> dict:
+    """A throughput record as a user attr: JSON, without its environment (stored once per trial
+    or study, not once per record)."""
+    d = rec.to_dict()
+    d.pop("env", None)
+    return jsonable(d)
+
+
 def jsonable(obj: Any) -> Any:
     """User attrs must be JSON: drop NaN/inf (JSON has none) and tuples."""
     return json.loads(json.dumps(obj, default=str), parse_constant=lambda c: None)
