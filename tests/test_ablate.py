@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import efficientvit
-from evit_search.ablate import column_agreement, load_table, pct_change, sign_agreement
+from evit_search.reproduce.table6 import column_agreement, load_table, pct_change, sign_agreement
 
 
 def test_table_file_builds_eleven_distinct_valid_models():
@@ -24,7 +24,7 @@ def test_table_file_builds_eleven_distinct_valid_models():
 
 
 def test_grades():
-    from evit_search.ablate import grade
+    from evit_search.reproduce.table6 import grade
 
     assert grade(-4.8, -5.9) == "reproduces"
     assert grade(-2.2, -19.4) == "same direction, different size"

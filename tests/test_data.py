@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from evit_search.data import load_dataset, make_synthetic, read_idx, resize_bundle, subset
+from evit_search.training.data import load_dataset, make_synthetic, read_idx, resize_bundle, subset
 from evit_search.errors import DataError
 
 
@@ -43,7 +43,7 @@ def test_fashion_mnist_from_idx(fashion_dir):
 def test_fashion_mnist_missing_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setenv("EVIT_DATA", str(tmp_path))
     monkeypatch.setenv("HOME", str(tmp_path))
-    import evit_search.data as data
+    from evit_search.training import data
 
     monkeypatch.setattr(data, "data_roots", lambda explicit=None: [tmp_path])
     with pytest.raises(DataError, match="apt-get install dataset-fashion-mnist"):
@@ -95,7 +95,7 @@ def test_imagefolder_with_subsets(tmp_path):
                 Image.fromarray(np.full((40, 60, 3), 50 * i, dtype=np.uint8)).save(d / f"{i}.png")
     b = load_dataset(f"imagefolder:{tmp_path}")
     assert b.train_x.shape == (9, 3, 224, 224) and b.val_x.shape[0] == 3 and b.num_classes == 3
-    from evit_search.data import load_imagefolder
+    from evit_search.training.data import load_imagefolder
 
     small = load_imagefolder(str(tmp_path), resolution=32, max_classes=2, per_class=2)
     assert small.train_x.shape == (4, 3, 32, 32) and small.num_classes == 2 and set(small.train_y.tolist()) == {0, 1}

@@ -10,9 +10,9 @@ import torch
 
 import efficientvit
 from evit_search import hostlock
-from evit_search.measure import measure
+from evit_search.measure.runner import measure
 from evit_search.stats import kendall, median_ci, paired_ratio, relative_ci_width, spearman, spread
-from evit_search.throughput import ModelSpec, Settings, run_session
+from evit_search.measure.session import ModelSpec, Settings, run_session
 
 TINY = Settings(seconds=0.05, warmup_s=0.05, min_rounds=3, max_rounds=3, batch_size=2)
 
@@ -58,7 +58,7 @@ def test_cuda_backend_skipped_cleanly_without_gpu():
 
 
 def test_batch_search_halves_on_out_of_memory_only():
-    from evit_search.throughput import largest_fitting_batch
+    from evit_search.measure.session import largest_fitting_batch
 
     tried = []
 
@@ -84,7 +84,7 @@ def test_batch_search_halves_on_out_of_memory_only():
 
 
 def test_onnxruntime_allocation_failure_counts_as_out_of_memory():
-    from evit_search.throughput import is_out_of_memory
+    from evit_search.measure.session import is_out_of_memory
 
     ort_text = ("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Non-zero status code returned while running Conv node. "
                 "Failed to allocate memory for requested buffer of size 1644167168")
@@ -93,7 +93,7 @@ def test_onnxruntime_allocation_failure_counts_as_out_of_memory():
 
 
 def test_segments_set_up_and_tear_down_around_timing():
-    from evit_search.throughput import Backend, Prepared, _segment
+    from evit_search.measure.session import Backend, Prepared, _segment
 
     log = []
     prepared = Prepared(run=lambda: log.append("run") if "in" in log else pytest.fail("run before enter"), batch=4,
@@ -113,7 +113,7 @@ def test_segments_set_up_and_tear_down_around_timing():
 def _gpu_backends_on_cpu():
     """The GPU backends' own code (batch search, autocast + trace, per-segment input, IOBinding),
     pointed at the CPU: every line runs here except the CUDA calls themselves."""
-    from evit_search.throughput import BACKEND_CLASSES, Cuda, OnnxCuda
+    from evit_search.measure.session import BACKEND_CLASSES, Cuda, OnnxCuda
 
     class CudaOnCpu(Cuda):
         device, amp_dtype = "cpu", "bfloat16"
@@ -130,7 +130,7 @@ def _gpu_backends_on_cpu():
 
 @pytest.mark.parametrize("batch", [8, None])
 def test_gpu_backend_code_paths_on_cpu(batch):
-    from evit_search.throughput import _session
+    from evit_search.measure.session import _session
 
     s = Settings(seconds=0.05, warmup_s=0.05, min_rounds=2, max_rounds=2, cuda_batch=batch, cuda_seconds=0.03)
     specs = [tiny_spec("a"), tiny_spec("b", jit="none")]
@@ -171,7 +171,7 @@ def test_failure_becomes_a_record_and_the_rest_goes_on():
 
 def test_onnx_export_failure_is_recorded(tmp_path):
     from evit_search.errors import MeasurementError
-    from evit_search.export import export_onnx
+    from evit_search.measure.onnx_export import export_onnx
 
     class Unexportable(torch.nn.Module):
         def forward(self, x):
@@ -255,7 +255,7 @@ def test_bench_bad_input_is_one_line():
 
 def test_backends_that_cannot_run_here_are_named_before_anything_runs(tmp_path):
     from evit_search.errors import UserError
-    from evit_search.measure import usable_backends
+    from evit_search.measure.runner import usable_backends
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")

@@ -114,7 +114,7 @@ def test_attention_bias_never_stale_after_eval():
 
 def test_onnx_dynamic_batch_matches_torch(tmp_path):
     ort = pytest.importorskip("onnxruntime")
-    from evit_search.export import export_onnx
+    from evit_search.measure.onnx_export import export_onnx
 
     m = randomize(efficientvit.create_model("efficientvit_m0", img_size=64, num_classes=10)).eval()
     path = export_onnx(efficientvit.fuse(m), tmp_path / "m0.onnx", (3, 64, 64))

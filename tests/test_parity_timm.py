@@ -127,7 +127,7 @@ def test_bias_index_is_first_appearance_order():
 
 @pytest.mark.parametrize("name", PRESETS)
 def test_fused_flops_equal_paper(name):
-    from evit_search.cost import count_cost
+    from evit_search.measure.cost import count_cost
 
     cost = count_cost(efficientvit.get_config(name))
     assert round(cost.flops_m) == PAPER_FLOPS_M[name]

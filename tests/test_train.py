@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import efficientvit
-from evit_search.data import make_synthetic
-from evit_search.train import PROTOCOLS, get_protocol, random_resized_crop, save_model, train
+from evit_search.training.data import make_synthetic
+from evit_search.training.trainer import PROTOCOLS, get_protocol, random_resized_crop, save_model, train
 
 TINY_CFG = efficientvit.get_config("efficientvit_m0").with_overrides(dim=(16, 32, 32), num_heads=(2, 2, 2), key_dim=4,
                                                                      depth=(1, 1, 1), kernels=(3, 3, 3, 3))
@@ -120,7 +120,7 @@ def test_no_weight_decay_on_attention_biases():
 
 def test_device_is_resolved_or_refused_in_one_line():
     from evit_search.errors import UserError
-    from evit_search.train import resolve_device
+    from evit_search.training.trainer import resolve_device
 
     assert resolve_device("cpu") == "cpu"
     assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from evit_search import storage as st
-from evit_search.tui import data as D
+from evit_search.tui import view as D
 from evit_search.tui.app import CompareScreen, DetailScreen, EvitTui
 
 from evit_search.tui.demo import add_trial, make_ablation_study, make_study
@@ -151,7 +151,7 @@ def test_unknown_study_and_storage_are_one_line(tmp_path, url):
 
 
 def test_tui_does_not_import_torch():
-    code = ("import sys, evit_search.tui.app, evit_search.tui.data, evit_search.storage; "
+    code = ("import sys, evit_search.tui.app, evit_search.tui.view, evit_search.storage; "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr

@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Label, OptionList,
 from textual_plotext import PlotextPlot
 
 from .. import storage as st
-from . import data as D
+from . import view as D
 
 HELP = """\
 [b]Keys[/b]
@@ -463,7 +463,7 @@ class EvitTui(App):
 
     @work(thread=True, group="export")
     def _export(self, number: int) -> None:
-        from ..exporting import export_trial  # imports torch: only when asked
+        from ..search.export import export_trial  # imports torch: only when asked
 
         try:
             written, note = export_trial(self.study_name, number, "export", self.storage_url)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import storage as st
-from .errors import UserError
+from .. import storage as st
+from ..errors import UserError
 
 
 def export_trial(study_name: str, number: int, out_dir: str, storage: str | None = None) -> tuple[list[Path], str | None]:
@@ -14,7 +14,7 @@ def export_trial(study_name: str, number: int, out_dir: str, storage: str | None
 
     import efficientvit
 
-    from .export import export_onnx
+    from ..measure.onnx_export import export_onnx
 
     study = st.load_study(study_name, storage)
     recs = {r.number: r for r in st.records(study)}

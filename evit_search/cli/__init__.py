@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Sequence
 
-from . import __version__
+from .. import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,7 +9,7 @@ from dataclasses import asdict
 from rich.console import Console
 from rich.table import Table
 
-from . import storage as st
+from .. import storage as st
 from .engine import RunConfig, Worker, check_run_config, open_run_study, recover_interrupted, split_trials, worker_entry
 
 
@@ -23,7 +23,7 @@ def _status_line(summary: dict, total: int | None) -> str:
 
 
 def run(rc: RunConfig, console: Console | None = None) -> int:
-    from .commands import TrainProgress, progress
+    from ..cli.commands import TrainProgress, progress
 
     console = console or Console()
     deadline = time.time() + rc.timeout if rc.timeout else None  # counted from the command's start
@@ -35,7 +35,7 @@ def run(rc: RunConfig, console: Console | None = None) -> int:
     if "reference_cost" not in study.user_attrs:
         import efficientvit
 
-        from .cost import count_cost
+        from ..measure.cost import count_cost
 
         ref_cfg = efficientvit.get_config(rc.reference).with_overrides(**space.input)
         study.set_user_attr("reference_config", st.jsonable(ref_cfg.to_dict()))
@@ -54,7 +54,7 @@ def run(rc: RunConfig, console: Console | None = None) -> int:
             tp = TrainProgress(prog, f"reference {rc.reference}")
             import efficientvit
 
-            from .train import train
+            from ..training.trainer import train
 
             res = train(efficientvit.get_config(rc.reference), data, protocol, seed=rc.seed, prepared=True,
                         threads=rc.train_threads, on_step=tp.on_step, on_epoch=tp.on_epoch, device=rc.device)

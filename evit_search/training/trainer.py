@@ -30,9 +30,9 @@ import torch.nn.functional as F
 import efficientvit
 from efficientvit import EfficientViTConfig
 
-from . import hostlock
+from .. import hostlock
 from .data import DataBundle, resize_bundle, subset
-from .errors import UserError
+from ..errors import UserError
 
 log = logging.getLogger(__name__)
 

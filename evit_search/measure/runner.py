@@ -11,9 +11,9 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .env import GLIBC_TUNED, allocator
-from .errors import MeasurementError, UserError
-from .throughput import BACKENDS, ModelSpec, Settings, ThroughputRecord
+from ..env import GLIBC_TUNED, allocator
+from ..errors import MeasurementError, UserError
+from .session import BACKENDS, ModelSpec, Settings, ThroughputRecord
 
 Listener = Callable[[dict], None]
 
@@ -44,7 +44,7 @@ def usable_backends(backends: Iterable[str], flag: str = "--backends",
     """The backends that can run on this machine, checked here before anything is measured or
     stored. Those that cannot are reported through ``warn`` (or are an error when ``warn`` is
     None); none usable at all is an error naming why each one is out."""
-    from .throughput import BACKEND_CLASSES
+    from .session import BACKEND_CLASSES
 
     backends = check_backends(backends, flag)
     why = {b: r for b in backends if (r := BACKEND_CLASSES[b].unavailable())}
@@ -75,7 +75,7 @@ def measure(specs: list[ModelSpec], backends: Iterable[str] = ("torch-cpu",), se
     with tempfile.TemporaryDirectory(prefix="evit-measure-") as tmp:
         job_path = Path(tmp) / "job.json"
         job_path.write_text(json.dumps(job))
-        proc = subprocess.Popen([sys.executable, "-m", "evit_search.throughput", str(job_path)],
+        proc = subprocess.Popen([sys.executable, "-m", "evit_search.measure.session", str(job_path)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=worker_env())
         done = None
         error = None

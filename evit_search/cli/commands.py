@@ -53,8 +53,8 @@ def _add_measure_options(p, seconds: float = 2.0, backends: str = "torch-cpu,onn
 
 
 def measure_settings(args):
-    from .errors import UserError
-    from .throughput import Settings
+    from ..errors import UserError
+    from ..measure.session import Settings
 
     optional = ("gpu_batch", "gpu_seconds")  # None: the protocol's default
     for name in ("seconds", "threads", "batch", "rounds", "max_rounds", *optional):
@@ -106,8 +106,8 @@ def _run_bench(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from . import bench
-    from .measure import RichListener, measure, usable_backends
+    from ..reproduce import bench
+    from ..measure.runner import RichListener, measure, usable_backends
 
     console = Console()
     settings = measure_settings(args)
@@ -189,7 +189,7 @@ def _add_data_options(p, default_protocol: str = "proxy") -> None:
 def training_inputs(args):
     """(device, protocol, dataset) from the data-and-protocol options, checked in that order, cheap
     first: a bad --device is reported before a dataset is read."""
-    from .train import resolve_device
+    from ..training.trainer import resolve_device
 
     return resolve_device(args.device), protocol_from_args(args), dataset_from_args(args)
 
@@ -200,7 +200,7 @@ def load_model_or_config(text: str):
 
     import efficientvit
 
-    from .errors import UserError
+    from ..errors import UserError
 
     if text in efficientvit.list_models():
         return efficientvit.get_config(text)
@@ -222,17 +222,17 @@ def load_model_or_config(text: str):
 
 
 def protocol_from_args(args):
-    from .train import get_protocol
+    from ..training.trainer import get_protocol
 
     if args.epochs is not None and args.epochs <= 0:
-        from .errors import UserError
+        from ..errors import UserError
 
         raise UserError(f"--epochs={args.epochs} must be positive")
     return get_protocol(args.protocol, epochs=args.epochs)
 
 
 def dataset_from_args(args):
-    from .data import load_dataset
+    from ..training.data import load_dataset
 
     return load_dataset(args.data, args.data_dir, max_classes=args.classes, per_class=args.per_class)
 
@@ -269,7 +269,7 @@ def _run_train(args) -> int:
 
     from rich.console import Console
 
-    from .train import save_model, train
+    from ..training.trainer import save_model, train
 
     console = Console()
     cfg = load_model_or_config(args.model)
@@ -303,7 +303,7 @@ def _run_proxy_check(args) -> int:
 
     from rich.console import Console
 
-    from .proxycheck import proxy_check
+    from ..reproduce.proxycheck import proxy_check
 
     console = Console()
     device, protocol, bundle = training_inputs(args)
@@ -350,11 +350,11 @@ def _run(sub) -> None:
 def _run_run(args) -> int:
     from dataclasses import asdict
 
-    from .engine import RunConfig
-    from .runcmd import run
-    from .throughput import Settings
+    from ..search.engine import RunConfig
+    from ..search.run import run
+    from ..measure.session import Settings
 
-    from .errors import UserError
+    from ..errors import UserError
 
     if args.measure_seconds <= 0:
         raise UserError(f"--measure-seconds={args.measure_seconds} must be positive")
@@ -385,8 +385,8 @@ def _run_show(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from . import storage as st
-    from .runcmd import _status_line, front_table
+    from .. import storage as st
+    from ..search.run import _status_line, front_table
 
     console = Console()
     study = st.load_study(args.study, args.storage)
@@ -424,8 +424,8 @@ def _run_report(args) -> int:
 
     from rich.console import Console
 
-    from . import storage as st
-    from .report import write_study_report
+    from .. import storage as st
+    from ..reporting.study import write_study_report
 
     paths = write_study_report(st.load_study(args.study, args.storage), Path(args.reports))
     Console().print("wrote " + ", ".join(str(p) for p in paths.values()))
@@ -444,7 +444,7 @@ def _export(sub) -> None:
 def _run_export(args) -> int:
     from rich.console import Console
 
-    from .exporting import export_trial
+    from ..search.export import export_trial
 
     written, note = export_trial(args.study, args.trial, args.to, args.storage)
     console = Console()
@@ -475,11 +475,11 @@ def _run_ablate(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from .ablate import ablate, column_agreement, suggestion_text
-    from .bench import _fmt
-    from .errors import UserError
-    from .measure import usable_backends
-    from .train import resolve_device
+    from ..reproduce.table6 import ablate, column_agreement, suggestion_text
+    from ..reproduce.bench import _fmt
+    from ..errors import UserError
+    from ..measure.runner import usable_backends
+    from ..training.trainer import resolve_device
 
     console = Console()
     if args.img_size < 16:
@@ -520,8 +520,8 @@ def _data(sub) -> None:
 def _run_data(args) -> int:
     from rich.console import Console
 
-    from .data import fetch_fashion_mnist, load_dataset
-    from .errors import UserError
+    from ..training.data import fetch_fashion_mnist, load_dataset
+    from ..errors import UserError
 
     console = Console()
     if args.action == "fetch":
@@ -542,6 +542,6 @@ def _tui(sub) -> None:
 
 
 def _run_tui(args) -> int:
-    from .tui.app import run_tui
+    from ..tui.app import run_tui
 
     return run_tui(args.study, args.storage)

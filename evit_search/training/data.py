@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import DataError
+from ..errors import DataError
 
 DATASETS = ("fashion-mnist", "cifar10", "cifar100", "imagefolder:PATH", "digits", "synthetic")
 FASHION_FILES = {

@@ -10,10 +10,10 @@ from pathlib import Path
 import pandas as pd
 
 from . import paper
-from .env import fingerprint, machine_name
-from .errors import UserError
-from .stats import spearman
-from .throughput import ModelSpec, ThroughputRecord
+from ..env import fingerprint, machine_name
+from ..errors import UserError
+from ..stats import spearman
+from ..measure.session import ModelSpec, ThroughputRecord
 
 OURS = [f"efficientvit_m{i}" for i in range(6)]
 REFERENCE = "EfficientViT-M4"
@@ -201,7 +201,7 @@ def markdown_table(df: pd.DataFrame, columns: list[tuple[str, str, int]]) -> str
 
 
 def plot_paper_vs_ours(df: pd.DataFrame, path: Path, title: str) -> None:
-    from .plots import figure
+    from ..reporting.plots import figure
 
     backends = [b for b in df["backend"].unique() if (df[(df.backend == b) & (df.status == "ok")]["paper_images_per_s"].notna()).any()]
     n = max(1, len(backends))
@@ -325,7 +325,7 @@ def write_deploy_report(records: list[ThroughputRecord], reports_dir: Path, sett
 
 
 def _plot_deploy(df: pd.DataFrame, path: Path, env: dict) -> None:
-    from .plots import figure
+    from ..reporting.plots import figure
 
     width = 0.2
     cols = [("timm_eager_images_per_s", "timm eager"), ("timm_folded_traced_images_per_s", "timm folded+traced"),

@@ -27,7 +27,7 @@ import yaml
 from efficientvit.config import STAGE_FIELDS, EfficientViTConfig, StageConfig
 from efficientvit.errors import ConfigError
 
-from .errors import SpaceError
+from ..errors import SpaceError
 
 TOP_KEYS = {"name", "description", "input", "reference", "stages", "fixed", "limits", "objectives"}
 INPUT_KEYS = {"img_size", "in_chans", "num_classes"}
@@ -130,7 +130,7 @@ def parse_kernels(value: Any) -> tuple[int, ...]:
 # --------------------------------------------------------------------------- loading
 def builtin_spaces_dir() -> Path:
     """The ``search_spaces/`` folder of a source checkout, else the copy shipped in the package."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parent.parent
     repo = here.parent / "search_spaces"
     return repo if repo.is_dir() else here / "spaces"
 

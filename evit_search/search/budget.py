@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .errors import UserError
+from ..errors import UserError
 
 _TERM = re.compile(
     r"^(?:(?P<ratio>\d+(?:\.\d+)?)x"

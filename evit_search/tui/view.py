@@ -206,7 +206,7 @@ def compare_rows(a: st.TrialRecord, b: st.TrialRecord) -> list[tuple[str, str, s
 
 def ablation_rows(view: StudyView) -> list[dict]:
     """Table 6 view: paper and ours per row (no torch: the paper table is a CSV)."""
-    from .. import paper
+    from ..reproduce import paper
 
     p = paper.table("table6").set_index("id")
     by_row = {r.row: r for r in view.records if r.row is not None and r.status in ("ok", "measured")}

@@ -20,7 +20,7 @@ PAPER_THROUGHPUT = {"torch-cpu": "cpu_ips", "onnx-cpu": "onnx_ips", "cuda": "gpu
 
 @lru_cache(maxsize=None)
 def table(name: str) -> pd.DataFrame:
-    with resources.files("evit_search.paperdata").joinpath(TABLES[name]).open() as f:
+    with resources.files("evit_search.reproduce.paperdata").joinpath(TABLES[name]).open() as f:
         return pd.read_csv(f)
 
 

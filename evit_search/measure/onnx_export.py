@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import MeasurementError
+from ..errors import MeasurementError
 
 log = logging.getLogger(__name__)
 

@@ -25,11 +25,11 @@ from pathlib import Path
 
 from efficientvit.errors import ConfigError
 
-from . import storage as st
+from .. import storage as st
 from .budget import Budget, parse_budget
-from .errors import UserError
+from ..errors import UserError
 from .space import SearchSpace, load_space
-from .throughput import ModelSpec, Settings
+from ..measure.session import ModelSpec, Settings
 
 log = logging.getLogger(__name__)
 SAMPLERS = ("nsga2", "tpe", "random", "grid")
@@ -75,8 +75,8 @@ class RunConfig:
 
 def check_run_config(rc: RunConfig) -> tuple[SearchSpace, Budget]:
     """Every user input checked before anything is stored."""
-    from .measure import usable_backends
-    from .train import get_protocol
+    from ..measure.runner import usable_backends
+    from ..training.trainer import get_protocol
 
     space = load_space(rc.space)
     rc.reference = rc.reference or space.reference
@@ -89,7 +89,7 @@ def check_run_config(rc: RunConfig) -> tuple[SearchSpace, Budget]:
     usable_backends([rc.backend], "--backend")
     if rc.also_measure:
         usable_backends(rc.also_measure, "--also-measure")
-    from .train import resolve_device
+    from ..training.trainer import resolve_device
 
     resolve_device(rc.device)
     if rc.sampler not in SAMPLERS:
@@ -149,8 +149,8 @@ class Worker:
 
     def data(self):
         if self._data is None:
-            from .data import load_dataset
-            from .train import get_protocol, prepare_data
+            from ..training.data import load_dataset
+            from ..training.trainer import get_protocol, prepare_data
 
             protocol = get_protocol(self.rc.protocol, epochs=self.rc.epochs)
             bundle = load_dataset(self.rc.data, self.rc.data_dir, max_classes=self.rc.classes, per_class=self.rc.per_class)
@@ -211,7 +211,7 @@ class Worker:
 
         try:
             # 3. params and FLOPs (cheap)
-            from .cost import count_cost
+            from ..measure.cost import count_cost
 
             cost = count_cost(cfg)
             trial.set_user_attr("cost", cost.to_dict())
@@ -253,7 +253,7 @@ class Worker:
     def _measure(self, cfg):
         import efficientvit
 
-        from .measure import measure
+        from ..measure.runner import measure
 
         ref_cfg = efficientvit.get_config(self.rc.reference).with_overrides(**self.space.input)
         specs = [ModelSpec("candidate", config=cfg.to_dict(), img_size=cfg.img_size, in_chans=cfg.in_chans),
@@ -265,7 +265,7 @@ class Worker:
         return {b: by[(b, "candidate")] for b in backends}, {b: by[(b, specs[1].label)] for b in backends}
 
     def _train(self, cfg, number: int):
-        from .train import save_model, train
+        from ..training.trainer import save_model, train
 
         data, protocol = self.data()
         res = train(cfg, data, protocol, seed=self.rc.seed, prepared=True, threads=self.rc.train_threads, device=self.rc.device,

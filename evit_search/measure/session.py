@@ -25,9 +25,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from . import env as envmod
-from . import hostlock
-from .stats import median, median_ci, paired_ratio, relative_ci_width, spread
+from .. import env as envmod
+from .. import hostlock
+from ..stats import median, median_ci, paired_ratio, relative_ci_width, spread
 
 BACKENDS = ("torch-cpu", "onnx-cpu", "cuda", "onnx-cuda")
 
@@ -251,7 +251,7 @@ class OnnxCPU(Backend):
     def _session(self, spec):
         import onnxruntime as ort
 
-        from .export import export_onnx
+        from .onnx_export import export_onnx
 
         path = Path(self._tmp.name) / f"{abs(hash(spec.label))}.onnx"
         export_onnx(build_module(spec), path, (spec.in_chans, spec.img_size, spec.img_size))
@@ -533,7 +533,7 @@ def _reason(e: BaseException) -> str:
 
 # --------------------------------------------------------------------------- worker entry point
 def worker_main(job_path: str) -> int:
-    """``python -m evit_search.throughput JOB.json``: JSON events on stdout, one per line."""
+    """``python -m evit_search.measure.session JOB.json``: JSON events on stdout, one per line."""
     job = json.loads(Path(job_path).read_text())
     specs = [ModelSpec(**s) for s in job["specs"]]
     settings = Settings(**job["settings"])

@@ -17,9 +17,9 @@ import pandas as pd
 import yaml
 
 from . import paper
-from . import storage as st
-from .errors import SpaceError, UserError
-from .space import builtin_spaces_dir
+from .. import storage as st
+from ..errors import SpaceError, UserError
+from ..search.space import builtin_spaces_dir
 
 # our backend -> the paper's Table 6 column it is compared with
 PAPER_COLUMNS = {"cuda": "gpu_ips", "onnx-cuda": "gpu_ips", "onnx-cpu": "onnx_ips", "torch-cpu": "onnx_ips"}
@@ -66,11 +66,11 @@ def ablate(table: str, backends: list[str], protocol_name: str, data_spec: str, 
            suggest_depths: bool = True, device: str = "cpu") -> dict:
     from rich.console import Console
 
-    from .commands import TrainProgress, progress
-    from .measure import RichListener, measure
-    from .throughput import ModelSpec
-    from .train import get_protocol, prepare_data
-    from .train import train as train_fn
+    from ..cli.commands import TrainProgress, progress
+    from ..measure.runner import RichListener, measure
+    from ..measure.session import ModelSpec
+    from ..training.trainer import get_protocol, prepare_data
+    from ..training.trainer import train as train_fn
 
     console = console or Console()
     base, rows = load_table(table)
@@ -78,7 +78,7 @@ def ablate(table: str, backends: list[str], protocol_name: str, data_spec: str, 
     cfgs = {r.row: r.config(base, img_size=img_size) for r in rows}
     bundle = None
     if train:  # a missing dataset fails before anything is stored
-        from .data import load_dataset
+        from ..training.data import load_dataset
 
         bundle = prepare_data(load_dataset(data_spec, data_dir), protocol)
 
@@ -100,7 +100,7 @@ def ablate(table: str, backends: list[str], protocol_name: str, data_spec: str, 
     # 2. cost + one trial per row (trained when asked), resumable row by row
     from optuna.trial import TrialState
 
-    from .cost import count_cost
+    from ..measure.cost import count_cost
 
     done = {t.user_attrs.get("row"): t for t in study.get_trials(deepcopy=False)
             if t.user_attrs.get("status") == "ok" or (not train and t.user_attrs.get("status") == "measured")}
@@ -202,7 +202,7 @@ def column_agreement(df: pd.DataFrame, backends: list[str]) -> dict[str, dict]:
     for b in backends:
         agree, n = sign_agreement(list(rest[f"{b}_delta_pct"]), list(rest[f"{b}_paper_delta_pct"]), tol=1.0)
         out[b] = {"agree": agree, "n": n, "paper_column": PAPER_COLUMNS[b]}
-    from .stats import kendall
+    from ..stats import kendall
 
     ok = df.dropna(subset=["top1", "paper_top1"])
     out["kendall_top1"] = kendall(list(ok.top1), list(ok.paper_top1)) if len(ok) > 1 else None
@@ -226,8 +226,8 @@ def suggest_depth(rows: list[AblationRow], base: str, off_notes: list[dict], bac
     suggest the one closest to row 1's throughput."""
     import itertools
 
-    from .measure import measure
-    from .throughput import ModelSpec
+    from ..measure.runner import measure
+    from ..measure.session import ModelSpec
 
     rows_off = sorted({n["row"] for n in off_notes if n["backend"] == backend})
     if not rows_off:
@@ -367,7 +367,7 @@ def verdicts(df: pd.DataFrame, backends: list[str]) -> list[str]:
 
 
 def _plot(df: pd.DataFrame, backends: list[str], path: Path, title: str) -> None:
-    from .plots import figure
+    from ..reporting.plots import figure
 
     cols = [("top1_delta", "paper_top1_delta", "top-1 Δ (points)")] + [
         (f"{b}_delta_pct", f"{b}_paper_delta_pct", f"{b} throughput Δ%") for b in backends]

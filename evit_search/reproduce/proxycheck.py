@@ -11,18 +11,18 @@ import efficientvit
 
 from . import paper
 from .bench import environment_md, markdown_table, report_paths
-from .cost import count_cost
-from .data import DataBundle
-from .env import fingerprint
-from .stats import kendall
-from .train import Protocol, prepare_data, train
+from ..measure.cost import count_cost
+from ..training.data import DataBundle
+from ..env import fingerprint
+from ..stats import kendall
+from ..training.trainer import Protocol, prepare_data, train
 
 
 def proxy_check(models: list[str], bundle: DataBundle, protocol: Protocol, seed: int, reports_dir: Path,
                 prog=None, threads: int | None = None, device: str = "cpu") -> dict:
     from rich.table import Table
 
-    from .commands import TrainProgress
+    from ..cli.commands import TrainProgress
 
     data = prepare_data(bundle, protocol)
     rows = []
@@ -80,7 +80,7 @@ def proxy_check(models: list[str], bundle: DataBundle, protocol: Protocol, seed:
 
 
 def _plot(df: pd.DataFrame, path: Path, protocol: str) -> None:
-    from .plots import figure
+    from ..reporting.plots import figure
 
     with figure(path, figsize=(6, 4.5)) as (fig, ax):
         ax.scatter(df.paper_top1, df.proxy_top1)

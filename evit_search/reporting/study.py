@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import storage as st
-from .bench import environment_md, markdown_table
+from .. import storage as st
+from ..reproduce.bench import environment_md, markdown_table
 
 
 def pareto_plot(recs: list[st.TrialRecord], front: list[st.TrialRecord], path: Path, title: str,
@@ -42,8 +42,8 @@ def _pareto_axes(ax, recs, front, title, budget_ratio, reference_top1) -> None:
 
 
 def write_study_report(study, reports_dir: Path) -> dict[str, Path]:
-    from .budget import parse_budget
-    from .env import machine_name
+    from ..search.budget import parse_budget
+    from ..env import machine_name
 
     s = st.summary(study)
     attrs = study.user_attrs

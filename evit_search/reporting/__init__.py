@@ -1,0 +1,1 @@
+"""Reports: markdown helpers, plots, the study report."""

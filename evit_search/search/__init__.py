@@ -1,0 +1,1 @@
+"""The search: space files, budgets, the trial pipeline, the run over workers, export."""

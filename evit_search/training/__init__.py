@@ -1,0 +1,1 @@
+"""Proxy training: datasets, the paper's recipe from timm's parts, protocols."""
