@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path

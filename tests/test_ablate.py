@@ -7,7 +7,12 @@ import pandas as pd
 import pytest
 
 import efficientvit
-from evit_search.reproduce.table6 import column_agreement, load_table, pct_change, sign_agreement
+from evit_search.reproduce.table6 import (
+    column_agreement,
+    load_table,
+    pct_change,
+    sign_agreement,
+)
 
 
 def test_table_file_builds_eleven_distinct_valid_models():

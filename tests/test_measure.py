@@ -10,9 +10,17 @@ import torch
 
 import efficientvit
 from evit_search import hostlock
+from evit_search.measure.records import ModelSpec, Settings
 from evit_search.measure.runner import measure
-from evit_search.stats import kendall, median_ci, paired_ratio, relative_ci_width, spearman, spread
-from evit_search.measure.session import ModelSpec, Settings, run_session
+from evit_search.measure.session import run_session
+from evit_search.stats import (
+    kendall,
+    median_ci,
+    paired_ratio,
+    relative_ci_width,
+    spearman,
+    spread,
+)
 
 TINY = Settings(seconds=0.05, warmup_s=0.05, min_rounds=3, max_rounds=3, batch_size=2)
 
@@ -58,7 +66,7 @@ def test_cuda_backend_skipped_cleanly_without_gpu():
 
 
 def test_batch_search_halves_on_out_of_memory_only():
-    from evit_search.measure.session import largest_fitting_batch
+    from evit_search.measure.backends import largest_fitting_batch
 
     tried = []
 
@@ -84,7 +92,7 @@ def test_batch_search_halves_on_out_of_memory_only():
 
 
 def test_onnxruntime_allocation_failure_counts_as_out_of_memory():
-    from evit_search.measure.session import is_out_of_memory
+    from evit_search.measure.backends import is_out_of_memory
 
     ort_text = ("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Non-zero status code returned while running Conv node. "
                 "Failed to allocate memory for requested buffer of size 1644167168")
@@ -93,7 +101,8 @@ def test_onnxruntime_allocation_failure_counts_as_out_of_memory():
 
 
 def test_segments_set_up_and_tear_down_around_timing():
-    from evit_search.measure.session import Backend, Prepared, _segment
+    from evit_search.measure.backends import Backend, Prepared
+    from evit_search.measure.session import _segment
 
     log = []
     prepared = Prepared(run=lambda: log.append("run") if "in" in log else pytest.fail("run before enter"), batch=4,
@@ -113,7 +122,7 @@ def test_segments_set_up_and_tear_down_around_timing():
 def _gpu_backends_on_cpu():
     """The GPU backends' own code (batch search, autocast + trace, per-segment input, IOBinding),
     pointed at the CPU: every line runs here except the CUDA calls themselves."""
-    from evit_search.measure.session import BACKEND_CLASSES, Cuda, OnnxCuda
+    from evit_search.measure.backends import BACKEND_CLASSES, Cuda, OnnxCuda
 
     class CudaOnCpu(Cuda):
         device, amp_dtype = "cpu", "bfloat16"

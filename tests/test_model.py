@@ -2,12 +2,11 @@
 
 import pytest
 import torch
+from helpers import randomize
 
 import efficientvit
 from efficientvit import EfficientViTConfig, StageConfig
 from efficientvit.config import ACTS, ATTENTIONS, BLOCKS, NORMS, QKV_ALLOCATIONS
-
-from helpers import randomize
 
 ALL = efficientvit.list_models()
 PRESETS = [f"efficientvit_m{i}" for i in range(6)]

@@ -5,11 +5,10 @@ import re
 
 import pytest
 import torch
+from helpers import randomize
 
 import efficientvit
 from efficientvit.model import bias_index
-
-from helpers import randomize
 
 timm = pytest.importorskip("timm")
 PRESETS = [f"efficientvit_m{i}" for i in range(6)]

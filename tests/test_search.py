@@ -72,8 +72,9 @@ def test_tiny_run_into_sqlite_show_report_export(tmp_path):
     assert next((tmp_path / "rep").glob("study-t1-*.png")).stat().st_size > 1000
     out = cli("export", "t1", str(front[0].number), "--storage", str(db), "--to", str(tmp_path / "exp"))
     assert out.returncode == 0, out.stderr
-    import efficientvit
     import torch
+
+    import efficientvit
 
     m = efficientvit.load_model(tmp_path / "exp" / f"trial-{front[0].number}.pt")
     assert m.config.num_classes == 4  # trained weights (synthetic has 4 classes), not the measured config

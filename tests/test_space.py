@@ -6,9 +6,8 @@ import optuna
 import pytest
 
 import efficientvit
-
-from evit_search.search.budget import parse_budget
 from evit_search.errors import SpaceError, UserError
+from evit_search.search.budget import parse_budget
 from evit_search.search.space import load_space
 
 FIX = Path(__file__).parent / "fixtures" / "spaces"

@@ -5,8 +5,10 @@ import pytest
 import torch
 
 import efficientvit
+from evit_search.training.augment import random_resized_crop
 from evit_search.training.data import make_synthetic
-from evit_search.training.trainer import PROTOCOLS, get_protocol, random_resized_crop, save_model, train
+from evit_search.training.protocols import PROTOCOLS, get_protocol
+from evit_search.training.trainer import save_model, train
 
 TINY_CFG = efficientvit.get_config("efficientvit_m0").with_overrides(dim=(16, 32, 32), num_heads=(2, 2, 2), key_dim=4,
                                                                      depth=(1, 1, 1), kernels=(3, 3, 3, 3))

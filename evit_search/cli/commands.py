@@ -17,9 +17,10 @@ def _models(sub) -> None:
 
 
 def _run_models(args) -> int:
-    import efficientvit
     from rich.console import Console
     from rich.table import Table
+
+    import efficientvit
 
     t = Table("name", "description", "C", "L", "H")
     for name in efficientvit.list_models():
@@ -54,7 +55,7 @@ def _add_measure_options(p, seconds: float = 2.0, backends: str = "torch-cpu,onn
 
 def measure_settings(args):
     from ..errors import UserError
-    from ..measure.session import Settings
+    from ..measure.records import Settings
 
     optional = ("gpu_batch", "gpu_seconds")  # None: the protocol's default
     for name in ("seconds", "threads", "batch", "rounds", "max_rounds", *optional):
@@ -76,7 +77,13 @@ def split_list(value: str | None) -> list[str]:
 
 
 def progress():
-    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} done"),
                     TimeElapsedColumn(), transient=False)
@@ -106,8 +113,8 @@ def _run_bench(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from ..reproduce import bench
     from ..measure.runner import RichListener, measure, usable_backends
+    from ..reproduce import bench
 
     console = Console()
     settings = measure_settings(args)
@@ -222,7 +229,7 @@ def load_model_or_config(text: str):
 
 
 def protocol_from_args(args):
-    from ..training.trainer import get_protocol
+    from ..training.protocols import get_protocol
 
     if args.epochs is not None and args.epochs <= 0:
         from ..errors import UserError
@@ -350,11 +357,10 @@ def _run(sub) -> None:
 def _run_run(args) -> int:
     from dataclasses import asdict
 
+    from ..errors import UserError
+    from ..measure.records import Settings
     from ..search.engine import RunConfig
     from ..search.run import run
-    from ..measure.session import Settings
-
-    from ..errors import UserError
 
     if args.measure_seconds <= 0:
         raise UserError(f"--measure-seconds={args.measure_seconds} must be positive")
@@ -475,10 +481,10 @@ def _run_ablate(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from ..reproduce.table6 import ablate, column_agreement, suggestion_text
-    from ..reproduce.bench import _fmt
     from ..errors import UserError
     from ..measure.runner import usable_backends
+    from ..reproduce.bench import _fmt
+    from ..reproduce.table6 import ablate, column_agreement, suggestion_text
     from ..training.trainer import resolve_device
 
     console = Console()
@@ -520,8 +526,8 @@ def _data(sub) -> None:
 def _run_data(args) -> int:
     from rich.console import Console
 
-    from ..training.data import fetch_fashion_mnist, load_dataset
     from ..errors import UserError
+    from ..training.data import fetch_fashion_mnist, load_dataset
 
     console = Console()
     if args.action == "fetch":

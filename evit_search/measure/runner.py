@@ -13,7 +13,7 @@ from typing import Callable, Iterable
 
 from ..env import GLIBC_TUNED, allocator
 from ..errors import MeasurementError, UserError
-from .session import BACKENDS, ModelSpec, Settings, ThroughputRecord
+from .records import BACKENDS, ModelSpec, Settings, ThroughputRecord
 
 Listener = Callable[[dict], None]
 
@@ -44,7 +44,7 @@ def usable_backends(backends: Iterable[str], flag: str = "--backends",
     """The backends that can run on this machine, checked here before anything is measured or
     stored. Those that cannot are reported through ``warn`` (or are an error when ``warn`` is
     None); none usable at all is an error naming why each one is out."""
-    from .session import BACKEND_CLASSES
+    from .backends import BACKEND_CLASSES
 
     backends = check_backends(backends, flag)
     why = {b: r for b in backends if (r := BACKEND_CLASSES[b].unavailable())}

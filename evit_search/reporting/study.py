@@ -42,8 +42,8 @@ def _pareto_axes(ax, recs, front, title, budget_ratio, reference_top1) -> None:
 
 
 def write_study_report(study, reports_dir: Path) -> dict[str, Path]:
-    from ..search.budget import parse_budget
     from ..env import machine_name
+    from ..search.budget import parse_budget
 
     s = st.summary(study)
     attrs = study.user_attrs

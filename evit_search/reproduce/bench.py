@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import paper
 from ..env import fingerprint, machine_name
 from ..errors import UserError
+from ..measure.records import ModelSpec, ThroughputRecord
 from ..stats import spearman
-from ..measure.session import ModelSpec, ThroughputRecord
+from . import paper
 
 OURS = [f"efficientvit_m{i}" for i in range(6)]
 REFERENCE = "EfficientViT-M4"

@@ -9,13 +9,14 @@ import pandas as pd
 
 import efficientvit
 
+from ..env import fingerprint
+from ..measure.cost import count_cost
+from ..stats import kendall
+from ..training.data import DataBundle
+from ..training.protocols import Protocol
+from ..training.trainer import prepare_data, train
 from . import paper
 from .bench import environment_md, markdown_table, report_paths
-from ..measure.cost import count_cost
-from ..training.data import DataBundle
-from ..env import fingerprint
-from ..stats import kendall
-from ..training.trainer import Protocol, prepare_data, train
 
 
 def proxy_check(models: list[str], bundle: DataBundle, protocol: Protocol, seed: int, reports_dir: Path,

@@ -16,10 +16,10 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from . import paper
 from .. import storage as st
 from ..errors import SpaceError, UserError
 from ..search.space import builtin_spaces_dir
+from . import paper
 
 # our backend -> the paper's Table 6 column it is compared with
 PAPER_COLUMNS = {"cuda": "gpu_ips", "onnx-cuda": "gpu_ips", "onnx-cpu": "onnx_ips", "torch-cpu": "onnx_ips"}
@@ -67,9 +67,10 @@ def ablate(table: str, backends: list[str], protocol_name: str, data_spec: str, 
     from rich.console import Console
 
     from ..cli.commands import TrainProgress, progress
+    from ..measure.records import ModelSpec
     from ..measure.runner import RichListener, measure
-    from ..measure.session import ModelSpec
-    from ..training.trainer import get_protocol, prepare_data
+    from ..training.protocols import get_protocol
+    from ..training.trainer import prepare_data
     from ..training.trainer import train as train_fn
 
     console = console or Console()
@@ -226,8 +227,8 @@ def suggest_depth(rows: list[AblationRow], base: str, off_notes: list[dict], bac
     suggest the one closest to row 1's throughput."""
     import itertools
 
+    from ..measure.records import ModelSpec
     from ..measure.runner import measure
-    from ..measure.session import ModelSpec
 
     rows_off = sorted({n["row"] for n in off_notes if n["backend"] == backend})
     if not rows_off:

@@ -26,10 +26,10 @@ from pathlib import Path
 from efficientvit.errors import ConfigError
 
 from .. import storage as st
-from .budget import Budget, parse_budget
 from ..errors import UserError
+from ..measure.records import ModelSpec, Settings
+from .budget import Budget, parse_budget
 from .space import SearchSpace, load_space
-from ..measure.session import ModelSpec, Settings
 
 log = logging.getLogger(__name__)
 SAMPLERS = ("nsga2", "tpe", "random", "grid")
@@ -76,7 +76,7 @@ class RunConfig:
 def check_run_config(rc: RunConfig) -> tuple[SearchSpace, Budget]:
     """Every user input checked before anything is stored."""
     from ..measure.runner import usable_backends
-    from ..training.trainer import get_protocol
+    from ..training.protocols import get_protocol
 
     space = load_space(rc.space)
     rc.reference = rc.reference or space.reference
@@ -150,7 +150,8 @@ class Worker:
     def data(self):
         if self._data is None:
             from ..training.data import load_dataset
-            from ..training.trainer import get_protocol, prepare_data
+            from ..training.protocols import get_protocol
+            from ..training.trainer import prepare_data
 
             protocol = get_protocol(self.rc.protocol, epochs=self.rc.epochs)
             bundle = load_dataset(self.rc.data, self.rc.data_dir, max_classes=self.rc.classes, per_class=self.rc.per_class)

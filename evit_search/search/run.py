@@ -10,7 +10,15 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import storage as st
-from .engine import RunConfig, Worker, check_run_config, open_run_study, recover_interrupted, split_trials, worker_entry
+from .engine import (
+    RunConfig,
+    Worker,
+    check_run_config,
+    open_run_study,
+    recover_interrupted,
+    split_trials,
+    worker_entry,
+)
 
 
 def _status_line(summary: dict, total: int | None) -> str:

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -31,74 +30,12 @@ import efficientvit
 from efficientvit import EfficientViTConfig
 
 from .. import hostlock
-from .data import DataBundle, resize_bundle, subset
 from ..errors import UserError
+from .augment import BatchAugment, loss_fn
+from .data import DataBundle, resize_bundle, subset
+from .protocols import Protocol
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Protocol:
-    """Sizes of the recipe. ``lr`` is per 512 images and scales linearly with the batch size
-    (the official main.py: 1e-3 x 2048 / 512 = 4e-3)."""
-
-    name: str
-    epochs: int
-    img_size: int
-    batch_size: int
-    lr: float = 1e-3
-    weight_decay: float = 0.025
-    warmup_epochs: float = 5.0
-    warmup_lr: float = 1e-6
-    min_lr: float = 1e-5
-    mixup: float = 0.8
-    cutmix: float = 1.0
-    mix_prob: float = 1.0
-    label_smoothing: float = 0.1
-    rand_augment: str | None = "rand-m9-mstd0.5-inc1"
-    random_erasing: float = 0.25
-    crop_scale: tuple[float, float] = (0.08, 1.0)
-    hflip: float = 0.5
-    ema_decay: float | None = 0.99996
-    clip_grad: float | None = 0.02  # adaptive gradient clipping (timm's AGC), as the official recipe
-    train_per_class: int | None = None
-    val_per_class: int | None = None
-    eval_batch: int = 512
-    description: str = ""
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-PROTOCOLS: dict[str, Protocol] = {
-    p.name: p
-    for p in (
-        Protocol("paper", epochs=300, img_size=224, batch_size=2048,
-                 description="the paper's ImageNet recipe: 300 epochs at 224 px, batch 2048 (8 GPUs)"),
-        Protocol("ablation", epochs=100, img_size=224, batch_size=2048,
-                 description="Table 6's budget: the paper's recipe for 100 epochs"),
-        # GPU-sized proxy: the recipe at 112 px for a short schedule
-        Protocol("proxy-gpu", epochs=30, img_size=112, batch_size=256, lr=2e-3, warmup_epochs=2, ema_decay=None,
-                 description="one GPU: 30 epochs at 112 px, the full augmentation recipe"),
-        # CPU proxies: no RandAugment/mixup (they slow convergence in a few epochs), no EMA
-        # (0.99996 averages over far more steps than these runs have), milder crops.
-        Protocol("proxy", epochs=3, img_size=64, batch_size=128, lr=4e-3, weight_decay=0.025, warmup_epochs=0.3,
-                 min_lr=1e-5, mixup=0.0, cutmix=0.0, label_smoothing=0.1, rand_augment=None, random_erasing=0.0,
-                 crop_scale=(0.5, 1.0), ema_decay=None, clip_grad=None, train_per_class=1000, val_per_class=300,
-                 description="2-core CPU default: 3 epochs x 10k images at 64 px"),
-        Protocol("proxy-fast", epochs=1, img_size=32, batch_size=64, lr=4e-3, warmup_epochs=0.2, mixup=0.0, cutmix=0.0,
-                 label_smoothing=0.0, rand_augment=None, random_erasing=0.0, crop_scale=(0.6, 1.0), ema_decay=None,
-                 clip_grad=None, train_per_class=100, val_per_class=50,
-                 description="smoke runs and tests: 1 epoch x 1k images at 32 px"),
-    )
-}
-
-
-def get_protocol(name: str, **overrides) -> Protocol:
-    if name not in PROTOCOLS:
-        raise UserError(f"--protocol={name!r} is not one of {', '.join(PROTOCOLS)}")
-    p = PROTOCOLS[name]
-    return replace(p, **{k: v for k, v in overrides.items() if v is not None}) if overrides else p
 
 
 @dataclass
@@ -124,90 +61,6 @@ class TrainResult:
 
     def to_dict(self) -> dict:
         return {f: getattr(self, f) for f in self.__dataclass_fields__ if f not in ("model", "config")}
-
-
-# --------------------------------------------------------------------------- augmentation
-def random_resized_crop(x: torch.Tensor, scale: tuple[float, float], gen: torch.Generator,
-                        ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> torch.Tensor:
-    """Per-sample random resized crop of a float batch back to its own size, in one roi_align."""
-    from torchvision.ops import roi_align
-
-    n, _, h, w = x.shape
-    area = torch.empty(n).uniform_(scale[0], scale[1], generator=gen) * h * w
-    logr = torch.empty(n).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=gen)
-    r = torch.exp(logr)
-    cw = torch.sqrt(area * r).clamp(1, w)
-    ch = torch.sqrt(area / r).clamp(1, h)
-    x0 = torch.rand(n, generator=gen) * (w - cw)
-    y0 = torch.rand(n, generator=gen) * (h - ch)
-    boxes = torch.stack([torch.arange(n, dtype=torch.float), x0, y0, x0 + cw, y0 + ch], 1)
-    return roi_align(x, boxes, output_size=(h, w), spatial_scale=1.0, sampling_ratio=2, aligned=True)
-
-
-class BatchAugment:
-    """Train-time augmentation of uint8 batches -> normalised float batches and soft targets."""
-
-    def __init__(self, p: Protocol, bundle: DataBundle):
-        self.p = p
-        self.mean = torch.tensor(bundle.mean).view(1, -1, 1, 1)
-        self.std = torch.tensor(bundle.std).view(1, -1, 1, 1)
-        self.num_classes = bundle.num_classes
-        self.mixup = None
-        if p.mixup > 0 or p.cutmix > 0:
-            from timm.data import Mixup
-
-            self.mixup = Mixup(mixup_alpha=p.mixup, cutmix_alpha=p.cutmix, prob=p.mix_prob, switch_prob=0.5,
-                               mode="batch", label_smoothing=p.label_smoothing, num_classes=bundle.num_classes)
-        self.erase = None
-        if p.random_erasing > 0:
-            from timm.data.random_erasing import RandomErasing
-
-            self.erase = RandomErasing(probability=p.random_erasing, mode="pixel", device="cpu")
-        self.randaug = None
-        if p.rand_augment:
-            from timm.data.auto_augment import rand_augment_transform
-
-            fill = tuple(int(m * 255) for m in bundle.mean) if bundle.in_chans == 3 else int(bundle.mean[0] * 255)
-            self.randaug = rand_augment_transform(p.rand_augment, {"translate_const": int(p.img_size * 0.45),
-                                                                  "img_mean": fill})
-
-    def _rand_augment(self, x: torch.Tensor) -> torch.Tensor:
-        from PIL import Image
-
-        out = []
-        for img in x:
-            arr = img.permute(1, 2, 0).numpy()
-            pil = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
-            res = np.asarray(self.randaug(pil), dtype=np.uint8)
-            out.append(torch.from_numpy(res.copy()).reshape(img.shape[1], img.shape[2], -1).permute(2, 0, 1))
-        return torch.stack(out)
-
-    def __call__(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator):
-        if self.randaug is not None:
-            x = self._rand_augment(x)
-        x = x.float().div_(255)
-        if self.p.crop_scale[0] < 1.0:
-            x = random_resized_crop(x, self.p.crop_scale, gen)
-        if self.p.hflip > 0:
-            flip = torch.rand(len(x), generator=gen) < self.p.hflip
-            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-        x = (x - self.mean) / self.std
-        if self.erase is not None:
-            x = self.erase(x)
-        if self.mixup is not None:
-            x, target = self.mixup(x, y)
-        elif self.p.label_smoothing > 0:
-            off = self.p.label_smoothing / self.num_classes
-            target = torch.full((len(y), self.num_classes), off).scatter_(1, y[:, None], 1 - self.p.label_smoothing + off)
-        else:
-            target = y
-        return x, target
-
-
-def loss_fn(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    if target.dim() == 2:  # soft targets (mixup / label smoothing)
-        return torch.sum(-target * F.log_softmax(logits, dim=-1), dim=-1).mean()
-    return F.cross_entropy(logits, target)
 
 
 # --------------------------------------------------------------------------- device
