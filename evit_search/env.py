@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import platform
 import socket
+import subprocess
 from importlib import metadata
 
 # glibc tuning that stops torch from re-mapping and page-faulting large buffers on every batch
-# (ENVIRONMENT.md: up to 2.5x slower conv nets, uneven repeats). Read by glibc at process start,
+# (measured on 2-core VMs: up to 2.5x slower conv nets, uneven repeats). Read by glibc at process start,
 # so it is set in the environment of the measuring worker process.
 GLIBC_TUNED = {
     "MALLOC_MMAP_THRESHOLD_": "4294967296",
@@ -70,7 +71,7 @@ def fingerprint(threads: int | None = None, with_gpu: bool = True) -> dict:
         env[f"{pkg.replace('-', '_')}_version"] = _version(pkg)
     if with_gpu:
         try:
-            import torch
+            import torch  # the GPU's name; the TUI takes a fingerprint without torch
 
             if torch.cuda.is_available():
                 env["gpu_name"] = torch.cuda.get_device_name(0)
@@ -82,8 +83,6 @@ def fingerprint(threads: int | None = None, with_gpu: bool = True) -> dict:
 
 
 def _nvidia_driver() -> str | None:
-    import subprocess
-
     try:
         out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
                              capture_output=True, text=True, timeout=10)

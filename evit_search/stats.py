@@ -49,12 +49,34 @@ def paired_ratio(values: Sequence[float], reference: Sequence[float]) -> list[fl
 
 
 def spearman(a: Sequence[float], b: Sequence[float]) -> float:
-    from scipy.stats import spearmanr
+    from scipy.stats import spearmanr  # scipy: half a second, not paid by every measuring worker
 
     return float(spearmanr(a, b).statistic) if len(a) > 1 else math.nan
 
 
 def kendall(a: Sequence[float], b: Sequence[float]) -> float:
-    from scipy.stats import kendalltau
+    from scipy.stats import kendalltau  # scipy: half a second, not paid by every measuring worker
 
     return float(kendalltau(a, b).statistic) if len(a) > 1 else math.nan
+
+
+def is_missing(v) -> bool:
+    """None or NaN: a value that was not measured (pandas turns None into NaN)."""
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def pct_change(value: float | None, ref: float | None) -> float | None:
+    """Percent change of ``value`` against ``ref``; None when either is missing or ``ref`` is 0."""
+    if is_missing(value) or is_missing(ref) or ref == 0:
+        return None
+    return 100.0 * (value / ref - 1.0)
+
+
+def sign_agreement(ours: list[float | None], theirs: list[float | None], tol: float = 0.0) -> tuple[int, int]:
+    """How many (ours, paper) deltas have the same sign, over the pairs where both are present;
+    deltas within ``tol`` of 0 count as 0."""
+    def sgn(x):
+        return 0 if abs(x) <= tol else (1 if x > 0 else -1)
+
+    pairs = [(a, b) for a, b in zip(ours, theirs) if not is_missing(a) and not is_missing(b)]
+    return sum(sgn(a) == sgn(b) for a, b in pairs), len(pairs)

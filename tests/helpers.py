@@ -16,3 +16,13 @@ def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
             if isinstance(getattr(m, "attention_biases", None), torch.Tensor):
                 m.attention_biases.copy_(torch.randn(m.attention_biases.shape, generator=g))
     return model
+
+
+def optuna_study(name: str, url: str):
+    """The raw Optuna study, for tests that check what is stored (the package itself goes through
+    ``evit_search.storage``)."""
+    import optuna
+
+    from evit_search import storage as st
+
+    return optuna.load_study(study_name=name, storage=st.open_storage(url, create=False))

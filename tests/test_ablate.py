@@ -7,12 +7,9 @@ import pandas as pd
 import pytest
 
 import efficientvit
-from evit_search.reproduce.table6 import (
-    column_agreement,
-    load_table,
-    pct_change,
-    sign_agreement,
-)
+from evit_search.reproduce.table6 import load_table
+from evit_search.reproduce.table6_compare import column_agreement
+from evit_search.stats import pct_change, sign_agreement
 
 
 def test_table_file_builds_eleven_distinct_valid_models():
@@ -29,7 +26,7 @@ def test_table_file_builds_eleven_distinct_valid_models():
 
 
 def test_grades():
-    from evit_search.reproduce.table6 import grade
+    from evit_search.reproduce.table6_report import grade
 
     assert grade(-4.8, -5.9) == "reproduces"
     assert grade(-2.2, -19.4) == "same direction, different size"
@@ -43,12 +40,12 @@ def test_comparison_maths():
     assert pct_change(None, 100.0) is None and pct_change(5.0, 0.0) is None
     assert sign_agreement([1.0, -2.0, 0.5, None], [2.0, 3.0, 0.2, 1.0]) == (2, 3)
     assert sign_agreement([0.5, -3.0], [-0.8, -2.0], tol=1.0) == (2, 2)  # 0.5 and -0.8 are within 1 %: both "no change"
-    df = pd.DataFrame({
+    rows = pd.DataFrame({
         "row": [1, 2, 3], "top1": [70.0, 69.0, 71.0], "paper_top1": [71.3, 68.3, 70.2],
         "top1_delta": [0.0, -1.0, 1.0], "paper_top1_delta": [0.0, -3.0, -1.1],
         "onnx-cpu_delta_pct": [0.0, 5.0, 20.0], "onnx-cpu_paper_delta_pct": [0.0, 5.4, 3.4],
-    })
-    agree = column_agreement(df, ["onnx-cpu"])
+    }).to_dict("records")
+    agree = column_agreement(rows, ["onnx-cpu"])
     assert agree["top1"] == {"agree": 1, "n": 2}
     assert agree["onnx-cpu"]["agree"] == 2
     assert agree["kendall_top1"] == pytest.approx(1 / 3)  # pairs (1,2), (2,3) concordant; (1,3) not
@@ -76,4 +73,4 @@ def test_no_train_run_with_tiny_budgets(tmp_path):
     from evit_search import storage as st
 
     study = st.load_study(st.list_studies(str(db))[0]["name"], str(db))
-    assert len(study.trials) == 11
+    assert len(study) == 11

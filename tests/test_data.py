@@ -9,13 +9,7 @@ import pytest
 import torch
 
 from evit_search.errors import DataError
-from evit_search.training.data import (
-    load_dataset,
-    make_synthetic,
-    read_idx,
-    resize_bundle,
-    subset,
-)
+from evit_search.training.data import load_dataset, make_synthetic, read_idx, resize_bundle, subset
 
 
 def write_idx(path, arr: np.ndarray, compress=True):

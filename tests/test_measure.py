@@ -13,14 +13,7 @@ from evit_search import hostlock
 from evit_search.measure.records import ModelSpec, Settings
 from evit_search.measure.runner import measure
 from evit_search.measure.session import run_session
-from evit_search.stats import (
-    kendall,
-    median_ci,
-    paired_ratio,
-    relative_ci_width,
-    spearman,
-    spread,
-)
+from evit_search.stats import kendall, median_ci, paired_ratio, relative_ci_width, spearman, spread
 
 TINY = Settings(seconds=0.05, warmup_s=0.05, min_rounds=3, max_rounds=3, batch_size=2)
 

@@ -47,7 +47,7 @@ def test_timm_parity_other_sizes_with_padding(size):
 
 
 def official_layout(timm_sd, distillation=None):
-    """timm's keys -> the official microsoft/Cream layout, written from architecture-notes.md
+    """timm's keys -> the official microsoft/Cream layout, written from the official repository's key names
     independently of efficientvit.convert, plus the persistent index buffers it saves."""
     out = {}
     for k, v in timm_sd.items():

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from helpers import optuna_study
 
 from evit_search import storage as st
 
@@ -48,10 +49,10 @@ def test_tiny_run_into_sqlite_show_report_export(tmp_path):
               cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "feasible Pareto front" in out.stdout and "study t1" in out.stdout
-    study = st.load_study("t1", str(db))
+    study = optuna_study("t1", str(db))
     check_trials(study, 5)
     assert study.user_attrs["reference_result"]["top1"] is not None
-    recs = st.records(study)
+    recs = st.load_study("t1", str(db)).records()
     ok = [r for r in recs if r.status == "ok"]
     assert ok, [(r.status, r.reason) for r in recs]
     for r in recs:
@@ -93,7 +94,7 @@ def test_also_measure_stores_every_backend_with_the_budget_one_first(tmp_path):
               env={**os.environ, "COLUMNS": "250"})  # the front table on one line per row
     assert out.returncode == 0, out.stderr[-3000:]
     assert "also measured on onnx-cpu" in out.stdout
-    recs = [r for r in st.records(st.load_study("am", str(db))) if r.status in ("ok", "infeasible")]
+    recs = [r for r in st.load_study("am", str(db)).records() if r.status in ("ok", "infeasible")]
     assert recs, out.stdout[-2000:]
     for r in recs:
         assert list(r.throughput) == ["torch-cpu", "onnx-cpu"] == list(r.reference_throughput)
@@ -136,7 +137,7 @@ def test_killed_run_resumes_with_completed_trials_intact(tmp_path):
         if not db.exists():
             return False
         try:
-            s = st.load_study("k", str(db))
+            s = optuna_study("k", str(db))
         except Exception:
             return False
         return len([t for t in s.get_trials(deepcopy=False) if t.state.is_finished()]) >= 2
@@ -145,10 +146,10 @@ def test_killed_run_resumes_with_completed_trials_intact(tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     before = {t.number: (t.state, t.values, t.user_attrs.get("arch_id"))
-              for t in st.load_study("k", str(db)).get_trials(deepcopy=False) if t.state.is_finished()}
+              for t in optuna_study("k", str(db)).get_trials(deepcopy=False) if t.state.is_finished()}
     out = cli("run", *args[1:], "--trials", "2", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
-    study = st.load_study("k", str(db))
+    study = optuna_study("k", str(db))
     after = {t.number: (t.state, t.values, t.user_attrs.get("arch_id")) for t in study.get_trials(deepcopy=False)}
     for n, v in before.items():
         assert after[n] == v  # every completed trial intact
@@ -161,7 +162,7 @@ def _two_workers(url, tmp_path, name):
     out = cli("run", *BASE, "--trials", "6", "--jobs", "2", "--storage", url, "--study", name,
               "--runs-dir", str(tmp_path / "runs"), "--no-train-reference", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
-    study = st.load_study(name, url)
+    study = optuna_study(name, url)
     check_trials(study, 6)
     hosts_pids = {t.user_attrs.get("pid") for t in study.get_trials(deepcopy=False)}
     assert len(hosts_pids) == 2  # both workers did trials
@@ -175,7 +176,7 @@ def test_journal_storage(tmp_path):
     out = cli("run", *BASE, "--trials", "2", "--storage", str(tmp_path / "s.journal"), "--study", "j",
               "--runs-dir", str(tmp_path / "runs"), "--no-train-reference", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
-    check_trials(st.load_study("j", str(tmp_path / "s.journal")), 2)
+    check_trials(optuna_study("j", str(tmp_path / "s.journal")), 2)
 
 
 PGBIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None) if Path("/usr/lib/postgresql").exists() else None

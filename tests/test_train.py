@@ -122,7 +122,7 @@ def test_no_weight_decay_on_attention_biases():
 
 def test_device_is_resolved_or_refused_in_one_line():
     from evit_search.errors import UserError
-    from evit_search.training.trainer import resolve_device
+    from evit_search.training.device import resolve_device
 
     assert resolve_device("cpu") == "cpu"
     assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")

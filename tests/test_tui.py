@@ -7,7 +7,8 @@ import pytest
 
 from evit_search import storage as st
 from evit_search.tui import view as D
-from evit_search.tui.app import CompareScreen, DetailScreen, EvitTui
+from evit_search.tui.app import EvitTui
+from evit_search.tui.screens import CompareScreen, DetailScreen
 from evit_search.tui.demo import add_trial, make_ablation_study, make_study
 
 SIZE = (120, 36)

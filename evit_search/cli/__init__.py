@@ -1,33 +1,39 @@
-"""The ``evit-search`` command line. The one place that turns project errors into one line and
-a non-zero exit (``--debug`` shows the traceback)."""
+"""The ``evit-search`` command line: one module per command group, each adding its parsers. The
+one place that turns project errors into one line and a non-zero exit (``--debug`` shows the
+traceback)."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from typing import Sequence
+from typing import NoReturn, Sequence
+
+from efficientvit.errors import EfficientViTError
 
 from .. import __version__
+from . import model_cmd, reproduce_cmd, search_cmd, tui_cmd
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line naming the flag (no usage block), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="evit-search",
-        description="Hardware-aware architecture explorer for EfficientViT (Liu et al., CVPR 2023).",
-    )
+    p = OneLineParser(prog="evit-search",
+                      description="Hardware-aware architecture explorer for EfficientViT (Liu et al., CVPR 2023).")
     p.add_argument("--version", action="version", version=f"evit-search {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    from . import commands
-
-    commands.add_all(sub)
+    for group in (model_cmd, reproduce_cmd, search_cmd, tui_cmd):
+        group.add(sub)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from efficientvit.errors import EfficientViTError
-
     parser = build_parser()
     args = parser.parse_args(argv)
     if not sys.stdout.isatty() and "COLUMNS" not in os.environ:
@@ -46,7 +52,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"evit-search {args.command}: interrupted; what was stored is kept", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

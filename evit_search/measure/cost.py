@@ -4,6 +4,7 @@ one multiply-add is one FLOP)."""
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import asdict, dataclass
 
 import torch
@@ -26,11 +27,14 @@ class CostRecord:
 
 def count_flops(model: torch.nn.Module, input_shape: tuple[int, ...]) -> int:
     """fvcore FLOP count (multiply-adds) for one image of ``input_shape`` (C, H, W)."""
-    from fvcore.nn import FlopCountAnalysis
-
     # fvcore warns once per op it does not count (adds, softmax...); the paper does not count them
     logging.getLogger("fvcore").setLevel(logging.ERROR)
-    with torch.no_grad():
+    # fvcore scripts and traces with TorchScript (on import and per count), which torch 2.14+ marks
+    # deprecated at every call; the user is not told
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.filterwarnings("ignore", category=FutureWarning, message=r".*torch\.jit\.")
+        from fvcore.nn import FlopCountAnalysis  # heavy, and only needed to count
+
         fa = FlopCountAnalysis(model.eval(), torch.zeros(1, *input_shape))
         fa.unsupported_ops_warnings(False)
         fa.uncalled_modules_warnings(False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import warnings
 from pathlib import Path
@@ -37,8 +38,6 @@ def export_onnx(model: torch.nn.Module, path: str | Path, input_shape: tuple[int
             errors.append(f"torchscript exporter: {e}")
             log.info("TorchScript ONNX export failed (%s); trying dynamo", e)
         try:
-            import inspect
-
             arg = next(iter(inspect.signature(model.forward).parameters))
             torch.onnx.export(model, (x,), str(path), input_names=["input"], output_names=["logits"],
                               dynamo=True, dynamic_shapes={arg: {0: torch.export.Dim("batch")}})

@@ -13,6 +13,7 @@ from typing import Callable, Iterable
 
 from ..env import GLIBC_TUNED, allocator
 from ..errors import MeasurementError, UserError
+from .backends import BACKEND_CLASSES
 from .records import BACKENDS, ModelSpec, Settings, ThroughputRecord
 
 Listener = Callable[[dict], None]
@@ -44,8 +45,6 @@ def usable_backends(backends: Iterable[str], flag: str = "--backends",
     """The backends that can run on this machine, checked here before anything is measured or
     stored. Those that cannot are reported through ``warn`` (or are an error when ``warn`` is
     None); none usable at all is an error naming why each one is out."""
-    from .backends import BACKEND_CLASSES
-
     backends = check_backends(backends, flag)
     why = {b: r for b in backends if (r := BACKEND_CLASSES[b].unavailable())}
     if why and (warn is None or len(why) == len(backends)):
@@ -97,27 +96,3 @@ def measure(specs: list[ModelSpec], backends: Iterable[str] = ("torch-cpu",), se
         why = error["reason"] if error else (stderr.strip().splitlines() or ["no output"])[-1]
         raise MeasurementError(f"measurement worker failed (exit {proc.returncode}): {why}")
     return [ThroughputRecord.from_dict(r) for r in done["records"]]
-
-
-class RichListener:
-    """Progress bar for a measurement session (rounds are open-ended: shows samples taken)."""
-
-    def __init__(self, progress, description: str = "measuring"):
-        self.progress = progress
-        self.task = progress.add_task(description, total=None)
-        self.description = description
-
-    def __call__(self, event: dict) -> None:
-        kind = event.get("event")
-        if kind == "prepare":
-            self.progress.update(self.task, description=f"{self.description}: preparing {event['model']} ({event['backend']})")
-        elif kind == "sample":
-            self.progress.update(self.task, advance=1,
-                                 description=f"{self.description}: round {event['round']} {event['model']} ({event['backend']}) "
-                                             f"{event['images_per_s']:.1f} img/s")
-        elif kind == "failed":
-            self.progress.console.print(f"[red]failed[/] {event['model']} on {event['backend']}: {event['reason']}")
-        elif kind == "skipped":
-            self.progress.console.print(f"[yellow]skipped[/] {event['backend']}: {event['reason']}")
-        elif kind == "locked" and event.get("waited_s", 0) > 1:
-            self.progress.console.print(f"waited {event['waited_s']:.0f} s for other work of this tool on this host")

@@ -10,10 +10,10 @@ from typing import Iterator
 @contextlib.contextmanager
 def figure(path: Path, **subplots) -> Iterator[tuple]:
     """``with figure(path, figsize=(6, 4)) as (fig, ax): ...`` draws, then saves ``path``."""
-    import matplotlib
+    import matplotlib  # only when a report draws
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after use('Agg'): no display needed
 
     fig, ax = plt.subplots(**subplots)
     try:

@@ -1,17 +1,17 @@
-"""Study reports: markdown and a PNG Pareto plot (reads records, never builds models)."""
+"""Study reports: markdown, CSV and a PNG Pareto plot (reads records, never builds models)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from .. import storage as st
-from ..reproduce.bench import environment_md, markdown_table
+from ..search.budget import budget_ratio
+from .markdown import ReportFiles, markdown_table
+from .plots import figure
 
 
 def pareto_plot(recs: list[st.TrialRecord], front: list[st.TrialRecord], path: Path, title: str,
                 budget_ratio: float | None = None, reference_top1: float | None = None) -> None:
-    from .plots import figure
-
     with figure(path, figsize=(7, 5)) as (fig, ax):
         _pareto_axes(ax, recs, front, title, budget_ratio, reference_top1)
 
@@ -41,36 +41,24 @@ def _pareto_axes(ax, recs, front, title, budget_ratio, reference_top1) -> None:
     ax.legend(fontsize=8)
 
 
-def write_study_report(study, reports_dir: Path) -> dict[str, Path]:
-    from ..env import machine_name
-    from ..search.budget import parse_budget
-
-    s = st.summary(study)
-    attrs = study.user_attrs
-    reports_dir.mkdir(parents=True, exist_ok=True)
-    base = reports_dir / f"study-{study.study_name}-{machine_name()}"
-    paths = {"md": base.with_suffix(".md"), "png": base.with_suffix(".png"), "csv": base.with_suffix(".csv")}
-    df = st.to_dataframe(s["records"])
-    df.to_csv(paths["csv"], index=False)
-    try:
-        ratio = parse_budget(attrs.get("budget", "")).min_ratio
-    except Exception:  # noqa: BLE001 - an old study without a budget: no line drawn
-        ratio = None
+def write_study_report(store: st.StudyStore, reports_dir: Path) -> ReportFiles:
+    s = store.summary()
+    attrs = store.attrs
+    files = ReportFiles.at(reports_dir, f"study-{store.name}")
+    st.to_dataframe(s.records).to_csv(files.csv, index=False)
     ref = attrs.get("reference_result") or {}
-    pareto_plot(s["records"], s["front"], paths["png"], f"{study.study_name}", ratio, ref.get("top1"))
-    front_df = st.to_dataframe(s["front"])
-    env = next((r.env for r in s["records"] if r.env), {})
+    pareto_plot(s.records, s.front, files.png, store.name, budget_ratio(attrs.get("budget")), ref.get("top1"))
+    front_df = st.to_dataframe(s.front)
     cols = [("number", "trial", 0), ("knobs", "knobs", 0), ("params_m", "params M", 2), ("flops_m", "FLOPs M", 0),
             ("ratio", "ratio", 3), ("accuracy", "proxy top-1 %", 2)]
-    lines = [f"# Study `{study.study_name}`", "",
+    lines = [f"# Study `{store.name}`", "",
              f"Budget {attrs.get('budget')} against {attrs.get('reference')} on {attrs.get('backend')}; "
              f"settings {attrs.get('settings')}.", "",
-             "Trials: " + ", ".join(f"{k} {v}" for k, v in sorted(s["counts"].items())), "",
+             "Trials: " + ", ".join(f"{k} {v}" for k, v in sorted(s.counts.items())), "",
              f"Reference proxy top-1: {ref.get('top1'):.2f} %" if ref.get("top1") is not None else "Reference not trained.", "",
-             "## Feasible Pareto front", "", markdown_table(front_df, cols) if len(front_df) else "(empty)", "",
-             f"![Pareto front]({paths['png'].name})", "", "## Environment", "", environment_md(env), ""]
-    failed = [r for r in s["records"] if r.status == "failed"]
+             "## Feasible Pareto front", "", markdown_table(front_df, cols) if len(front_df) else "(empty)"]
+    failed = [r for r in s.records if r.status == "failed"]
     if failed:
-        lines += ["## Failed trials", ""] + [f"- #{r.number}: {r.reason}" for r in failed] + [""]
-    paths["md"].write_text("\n".join(lines))
-    return paths
+        lines += ["", "## Failed trials", ""] + [f"- #{r.number}: {r.reason}" for r in failed]
+    files.write_md(lines, next((r.env for r in s.records if r.env), {}))
+    return files

@@ -3,16 +3,19 @@ timm) on this machine, side by side with the paper's figures."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 
-from ..env import fingerprint, machine_name
+import efficientvit
+
+from ..env import fingerprint
 from ..errors import UserError
 from ..measure.records import ModelSpec, ThroughputRecord
-from ..stats import spearman
+from ..reporting.markdown import ReportFiles, fmt, markdown_table
+from ..reporting.plots import figure
+from ..stats import is_missing, spearman
 from . import paper
 
 OURS = [f"efficientvit_m{i}" for i in range(6)]
@@ -27,8 +30,6 @@ class BenchRow:
 
 
 def _ours_spec(label: str, timm_name: str, img_size: int = 224, jit: str = "freeze") -> ModelSpec:
-    import efficientvit
-
     cfg = efficientvit.get_config(timm_name, img_size=img_size)
     return ModelSpec(label=label, source="efficientvit", config=cfg.to_dict(), img_size=img_size, fold=True, jit=jit)
 
@@ -52,7 +53,7 @@ def table_rows(table: str, models: list[str] | None = None, jit: str = "trace") 
         name = rec.get("timm_name")
         if not isinstance(name, str) or not name:
             continue  # not in timm: cannot be measured here
-        size = int(rec.get("input", 224) if not _nan(rec.get("input")) else 224)
+        size = int(rec.get("input", 224) if not is_missing(rec.get("input")) else 224)
         if name in OURS:
             spec = _ours_spec(rec["model"], name, size, jit)
         else:
@@ -97,12 +98,8 @@ def repeat_spread(df: pd.DataFrame) -> dict[str, dict]:
     return out
 
 
-def _nan(v) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v))
-
-
 def deploy_rows(models: list[str] | None = None) -> list[ModelSpec]:
-    """Issue 2 item 8: our deploy mode vs timm's efficientvit_msra eager, BN-folded + traced (the
+    """Our deploy mode vs timm's efficientvit_msra eager, BN-folded + traced (the
     official speed-test protocol) and BN-folded + frozen (the same JIT as our deploy mode)."""
     names = models or OURS
     specs = []
@@ -176,33 +173,7 @@ def claims_not_holding(df: pd.DataFrame) -> list[str]:
 
 
 # --------------------------------------------------------------------------- reports
-def report_paths(reports_dir: Path, stem: str) -> dict[str, Path]:
-    base = reports_dir / f"{stem}-{machine_name()}"
-    return {"csv": base.with_suffix(".csv"), "md": base.with_suffix(".md"), "png": base.with_suffix(".png")}
-
-
-def environment_md(env: dict) -> str:
-    keys = ("machine", "cpu_model", "logical_cpus", "threads", "allocator", "torch_version", "onnxruntime_version",
-            "timm_version", "gpu_name", "gpu_driver", "platform")
-    return "\n".join(f"- {k}: {env.get(k)}" for k in keys if env.get(k) is not None)
-
-
-def _fmt(v, nd=1) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    return f"{v:.{nd}f}" if isinstance(v, float) else str(v)
-
-
-def markdown_table(df: pd.DataFrame, columns: list[tuple[str, str, int]]) -> str:
-    head = "| " + " | ".join(h for _, h, _ in columns) + " |"
-    sep = "|" + "|".join("---" for _ in columns) + "|"
-    body = ["| " + " | ".join(_fmt(r[c], nd) for c, _, nd in columns) + " |" for r in df.to_dict("records")]
-    return "\n".join([head, sep, *body])
-
-
 def plot_paper_vs_ours(df: pd.DataFrame, path: Path, title: str) -> None:
-    from ..reporting.plots import figure
-
     backends = [b for b in df["backend"].unique() if (df[(df.backend == b) & (df.status == "ok")]["paper_images_per_s"].notna()).any()]
     n = max(1, len(backends))
     with figure(path, ncols=n, figsize=(6 * n, 5.5), squeeze=False) as (fig, axes):
@@ -226,13 +197,12 @@ def plot_paper_vs_ours(df: pd.DataFrame, path: Path, title: str) -> None:
 
 
 def write_table_report(table: str, rows: list[BenchRow], records: list[ThroughputRecord], reports_dir: Path,
-                       settings_desc: str) -> tuple[pd.DataFrame, dict, list[str], dict[str, Path]]:
-    reports_dir.mkdir(parents=True, exist_ok=True)
+                       settings_desc: str) -> tuple[pd.DataFrame, dict, list[str], ReportFiles]:
     df = compare_table(rows, records)
     corr = rank_correlations(df)
     claims = claims_not_holding(df)
-    paths = report_paths(reports_dir, f"bench-{table}")
-    df.to_csv(paths["csv"], index=False)
+    files = ReportFiles.at(reports_dir, f"bench-{table}")
+    df.to_csv(files.csv, index=False)
     env = next((r.env for r in records if r.env), fingerprint())
     cols = [("model", "model", 0), ("backend", "backend", 0), ("images_per_s", "img/s (median)", 1),
             ("images_per_s_min", "min", 1), ("images_per_s_max", "max", 1), ("ratio_to_m4", "ratio to M4", 3),
@@ -244,7 +214,7 @@ def write_table_report(table: str, rows: list[BenchRow], records: list[Throughpu
              f"Paper {table.replace('table', 'Table ')} re-measured here, random weights, {settings_desc}.",
              "EfficientViT models are ours in deploy mode; peers are timm's, BN folded where the model offers it, "
              "with the same JIT treatment. Ratios to M4 are medians of per-round paired ratios measured in the same session.",
-             "", "## Environment", "", environment_md(env), "", "## Throughput", "",
+             "", "## Throughput", "",
              markdown_table(df[df.status != "skipped"], cols), "",
              "## Rank agreement with the paper", ""]
     for b, c in corr.items():
@@ -259,14 +229,13 @@ def write_table_report(table: str, rows: list[BenchRow], records: list[Throughpu
     failed = df[df.status != "ok"]
     if len(failed):
         lines += ["", "## Not measured", ""] + [f"- {r.model} on {r.backend}: {r.status}: {r.reason}" for r in failed.itertuples()]
-    lines += ["", f"![plot]({paths['png'].name})", ""]
-    paths["md"].write_text("\n".join(lines))
-    plot_paper_vs_ours(df, paths["png"], f"bench {table} on {env.get('machine')}")
-    return df, corr, claims, paths
+    files.write_md(lines, env)
+    plot_paper_vs_ours(df, files.png, f"bench {table} on {env.get('machine')}")
+    return df, corr, claims, files
 
 
 def deploy_summary(records: list[ThroughputRecord]) -> pd.DataFrame:
-    """One row per model: img/s of each variant and the ratios issue 2 asks for."""
+    """One row per model: img/s of each variant and ours over each of timm's."""
     ok = {r.model: r for r in records if r.status == "ok" and r.backend == "torch-cpu"}
     rows = []
     for short in sorted({m.split(" ")[1] for m in ok}):
@@ -290,11 +259,10 @@ def deploy_summary(records: list[ThroughputRecord]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_deploy_report(records: list[ThroughputRecord], reports_dir: Path, settings_desc: str) -> tuple[pd.DataFrame, dict[str, Path]]:
-    reports_dir.mkdir(parents=True, exist_ok=True)
+def write_deploy_report(records: list[ThroughputRecord], reports_dir: Path, settings_desc: str) -> tuple[pd.DataFrame, ReportFiles]:
     df = deploy_summary(records)
-    paths = report_paths(reports_dir, "bench-deploy")
-    pd.DataFrame([r.to_dict() for r in records]).drop(columns=["env"]).to_csv(paths["csv"], index=False)
+    files = ReportFiles.at(reports_dir, "bench-deploy")
+    pd.DataFrame([r.to_dict() for r in records]).drop(columns=["env"]).to_csv(files.csv, index=False)
     env = next((r.env for r in records if r.env), fingerprint())
     cols = [("model", "model", 0), ("ours_deploy_images_per_s", "ours deploy", 1), ("ours_deploy_spread", "spread", 3),
             ("timm_eager_images_per_s", "timm eager", 1), ("timm_folded_traced_images_per_s", "timm folded+traced", 1),
@@ -305,11 +273,11 @@ def write_deploy_report(records: list[ThroughputRecord], reports_dir: Path, sett
     if len(m4):
         r = m4.iloc[0]
         verdict = [
-            f"- M4 deploy / timm eager = {_fmt(r.ours_over_timm_eager, 3)} (target >= 1.25): "
+            f"- M4 deploy / timm eager = {fmt(r.ours_over_timm_eager, 3)} (target >= 1.25): "
             f"{'met' if (r.ours_over_timm_eager or 0) >= 1.25 else 'NOT met'}",
-            f"- M4 deploy / timm folded+traced = {_fmt(r.ours_over_timm_folded_traced, 3)} (target >= 1.0): "
+            f"- M4 deploy / timm folded+traced = {fmt(r.ours_over_timm_folded_traced, 3)} (target >= 1.0): "
             f"{'met' if (r.ours_over_timm_folded_traced or 0) >= 1.0 else 'NOT met'}",
-            f"- M4 deploy / timm folded+frozen = {_fmt(r.ours_over_timm_folded_frozen, 3)} (no target: same JIT, "
+            f"- M4 deploy / timm folded+frozen = {fmt(r.ours_over_timm_folded_frozen, 3)} (no target: same JIT, "
             "shows how much comes from the model code rather than from TorchScript freezing)",
         ]
     lines = [f"# Deploy-mode speed on {env.get('machine')}", "",
@@ -318,15 +286,13 @@ def write_deploy_report(records: list[ThroughputRecord], reports_dir: Path, sett
              "timm folded+traced: `reparameterize_model` + `torch.jit.trace` (the official speed_test protocol). "
              "timm folded+frozen: the same JIT as ours. Ratios are of medians measured side by side in one interleaved session.",
              "", "## Targets (M4)", "", *verdict, "", "## All models", "", markdown_table(df, cols), "",
-             "## Environment", "", environment_md(env), ""]
-    paths["md"].write_text("\n".join(lines))
-    _plot_deploy(df, paths["png"], env)
-    return df, paths
+             ]
+    files.write_md(lines, env)
+    _plot_deploy(df, files.png, env)
+    return df, files
 
 
 def _plot_deploy(df: pd.DataFrame, path: Path, env: dict) -> None:
-    from ..reporting.plots import figure
-
     width = 0.2
     cols = [("timm_eager_images_per_s", "timm eager"), ("timm_folded_traced_images_per_s", "timm folded+traced"),
             ("timm_folded_frozen_images_per_s", "timm folded+frozen"), ("ours_deploy_images_per_s", "ours deploy")]

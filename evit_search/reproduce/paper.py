@@ -1,4 +1,4 @@
-"""The paper's tables, shipped as data (copied from shared/paper), read with pandas."""
+"""The paper's tables, shipped as data (the CSV files in paperdata/), read with pandas."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ TABLES = {
     "table6": "table6_ablation.csv",
     "table7": "table7_distill.csv",
 }
-# paper column per backend
+# the paper's throughput column for each of our backends
 PAPER_THROUGHPUT = {"torch-cpu": "cpu_ips", "onnx-cpu": "onnx_ips", "cuda": "gpu_ips", "onnx-cuda": "gpu_ips"}
 
 
@@ -22,6 +22,13 @@ PAPER_THROUGHPUT = {"torch-cpu": "cpu_ips", "onnx-cpu": "onnx_ips", "cuda": "gpu
 def table(name: str) -> pd.DataFrame:
     with resources.files("evit_search.reproduce.paperdata").joinpath(TABLES[name]).open() as f:
         return pd.read_csv(f)
+
+
+def column_for(backend: str, table_name: str) -> str:
+    """The paper's column a backend is compared with in a table. Table 6 has no PyTorch-CPU
+    column: there torch-cpu is compared with the paper's other CPU figure, ONNX."""
+    col = PAPER_THROUGHPUT[backend]
+    return col if col in table(table_name).columns else "onnx_ips"
 
 
 def top1(timm_name: str) -> float | None:

@@ -3,6 +3,7 @@ paper's ImageNet top-1, and with what params or FLOPs alone would predict."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -10,28 +11,37 @@ import pandas as pd
 import efficientvit
 
 from ..env import fingerprint
+from ..hooks import Hooks
 from ..measure.cost import count_cost
+from ..reporting.markdown import ReportFiles, markdown_table
+from ..reporting.plots import figure
 from ..stats import kendall
 from ..training.data import DataBundle
 from ..training.protocols import Protocol
 from ..training.trainer import prepare_data, train
 from . import paper
-from .bench import environment_md, markdown_table, report_paths
+
+
+@dataclass
+class ProxyCheck:
+    """One row per model (``df``), Kendall taus against the paper, the verdict lines, the report files."""
+
+    df: pd.DataFrame
+    taus: dict[str, float]
+    verdict: list[str]
+    files: ReportFiles
 
 
 def proxy_check(models: list[str], bundle: DataBundle, protocol: Protocol, seed: int, reports_dir: Path,
-                prog=None, threads: int | None = None, device: str = "cpu") -> dict:
-    from rich.table import Table
-
-    from ..cli.commands import TrainProgress
-
+                hooks: Hooks | None = None, threads: int | None = None, device: str = "cpu") -> ProxyCheck:
+    hooks = hooks or Hooks()
     data = prepare_data(bundle, protocol)
     rows = []
     for name in models:
         cfg = efficientvit.get_config(name)
-        tp = TrainProgress(prog, name) if prog is not None else None
+        on_step, on_epoch = hooks.train(name)
         res = train(cfg, data, protocol, seed=seed, prepared=True, threads=threads, device=device,
-                    on_step=tp.on_step if tp else None, on_epoch=tp.on_epoch if tp else None)
+                    on_step=on_step, on_epoch=on_epoch)
         cost = count_cost(cfg)  # at 224 px, as the paper reports
         rows.append({"model": name, "status": res.status, "reason": res.reason, "proxy_top1": res.top1,
                      "proxy_top5": res.top5, "wall_s": res.wall_s, "train_images_per_s": res.train_images_per_s,
@@ -61,28 +71,21 @@ def proxy_check(models: list[str], bundle: DataBundle, protocol: Protocol, seed:
     if len(m4):
         verdict.append(f"Time to train and evaluate M4 with this protocol: {float(m4.wall_s.iloc[0]):.0f} s.")
 
-    reports_dir.mkdir(parents=True, exist_ok=True)
-    paths = report_paths(reports_dir, f"proxy-check-{protocol.name}-{data.name.replace(':', '_')}")
-    df.to_csv(paths["csv"], index=False)
+    files = ReportFiles.at(reports_dir, f"proxy-check-{protocol.name}-{data.name}")
+    df.to_csv(files.csv, index=False)
     cols = [("model", "model", 0), ("proxy_top1", "proxy top-1 %", 2), ("paper_top1", "paper top-1 %", 1),
             ("params_m", "params M", 2), ("flops_m", "FLOPs M", 1), ("wall_s", "train+eval s", 0),
             ("train_images_per_s", "train img/s", 0), ("status", "status", 0)]
     env = fingerprint(threads=threads)
     md = [f"# Proxy check: protocol `{protocol.name}` on {data.describe()}", "",
           f"Protocol: {protocol.description}; seed {seed}.", "", markdown_table(df, cols), "", "## Verdict", "",
-          *[f"- {v}" for v in verdict], "", "## Environment", "", environment_md(env), "", f"![plot]({paths['png'].name})", ""]
-    paths["md"].write_text("\n".join(md))
-    _plot(ok, paths["png"], protocol.name)
-    table = Table("model", "proxy top-1", "paper top-1", "params M", "FLOPs M", "seconds", title=f"proxy check: {protocol.name}")
-    for r in df.to_dict("records"):
-        table.add_row(r["model"], f"{r['proxy_top1']:.2f}" if r["proxy_top1"] is not None else f"[red]{r['reason']}[/]",
-                      f"{r['paper_top1']}", f"{r['params_m']:.2f}", f"{r['flops_m']:.0f}", f"{r['wall_s']:.0f}")
-    return {"df": df, "taus": taus, "verdict": verdict, "paths": paths, "table": table}
+          *[f"- {v}" for v in verdict]]
+    files.write_md(md, env)
+    _plot(ok, files.png, protocol.name)
+    return ProxyCheck(df, taus, verdict, files)
 
 
 def _plot(df: pd.DataFrame, path: Path, protocol: str) -> None:
-    from ..reporting.plots import figure
-
     with figure(path, figsize=(6, 4.5)) as (fig, ax):
         ax.scatter(df.paper_top1, df.proxy_top1)
         for r in df.itertuples():

@@ -29,10 +29,6 @@ class Budget:
     max_flops_m: float | None = None
     text: str = ""
 
-    @property
-    def needs_throughput(self) -> bool:
-        return any(v is not None for v in (self.min_ratio, self.min_images_per_s, self.max_ms_per_batch))
-
     def cost_constraints(self, params_m: float, flops_m: float) -> dict[str, float]:
         """Constraints that need no timing (checked first, cheap)."""
         out = {}
@@ -93,3 +89,11 @@ def parse_budget(text: str, space_limits: dict[str, float] | None = None) -> Bud
     if not values:
         raise UserError("--budget: give at least one term, e.g. 1.25x")
     return Budget(text=text, **values)
+
+
+def budget_ratio(text: str | None) -> float | None:
+    """The speed ratio a stored budget asks for, for plots (None when it has none or is unreadable)."""
+    try:
+        return parse_budget(text or "").min_ratio
+    except UserError:  # an old study without a budget: no line drawn
+        return None

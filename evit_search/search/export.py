@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+import yaml
+
+import efficientvit
+
 from .. import storage as st
 from ..errors import UserError
+from ..measure.onnx_export import export_onnx
 
 
 def export_trial(study_name: str, number: int, out_dir: str, storage: str | None = None) -> tuple[list[Path], str | None]:
-    import torch
-    import yaml
-
-    import efficientvit
-
-    from ..measure.onnx_export import export_onnx
-
-    study = st.load_study(study_name, storage)
-    recs = {r.number: r for r in st.records(study)}
+    """Writes ``trial-N-config.yaml``, ``trial-N.pt`` and ``trial-N.onnx``; returns the paths and a
+    note when there are no trained weights (random weights at the measured input size)."""
+    store = st.load_study(study_name, storage)
+    recs = {r.number: r for r in store.records()}
     if number not in recs:
         raise UserError(f"trial {number} is not in study {study_name!r} (trials 0..{max(recs) if recs else -1})")
     rec = recs[number]
@@ -28,9 +29,8 @@ def export_trial(study_name: str, number: int, out_dir: str, storage: str | None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     note = None
-    ckpt = study.trials[rec.number].user_attrs.get("checkpoint")
-    if ckpt and Path(ckpt).is_file():
-        model = efficientvit.load_model(ckpt)
+    if rec.checkpoint and Path(rec.checkpoint).is_file():
+        model = efficientvit.load_model(rec.checkpoint)
         cfg = model.config
     else:
         cfg = efficientvit.EfficientViTConfig.from_dict(rec.config)

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+import efficientvit
 from efficientvit.config import STAGE_FIELDS, EfficientViTConfig, StageConfig
 from efficientvit.errors import ConfigError
 
@@ -113,13 +115,6 @@ class SearchSpace:
                     out[f"s{i}.{name}"] = p.values(limit=10_000)
         return out
 
-    def size(self) -> float:
-        n = 1.0
-        for params in self.stages:
-            for p in params.values():
-                n *= len(p.values(limit=10_000)) if (p.kind != "float" or p.step) else float("inf")
-        return n
-
 
 def parse_kernels(value: Any) -> tuple[int, ...]:
     if isinstance(value, str):
@@ -128,22 +123,35 @@ def parse_kernels(value: Any) -> tuple[int, ...]:
 
 
 # --------------------------------------------------------------------------- loading
-def builtin_spaces_dir() -> Path:
-    """The ``search_spaces/`` folder of a source checkout, else the copy shipped in the package."""
-    here = Path(__file__).resolve().parent.parent
-    repo = here.parent / "search_spaces"
-    return repo if repo.is_dir() else here / "spaces"
+# The repository's search_spaces/ folder is shipped in the wheel as this package (pyproject.toml)
+BUILTIN_PACKAGE = "evit_search.search_spaces"
+
+
+def builtin_file(name: str) -> Path | None:
+    """A built-in space or table file by name (``tiny``, ``tiny.yaml``), or None."""
+    folder = resources.files(BUILTIN_PACKAGE)
+    for cand in (name, f"{name}.yaml"):
+        f = folder.joinpath(cand)
+        if cand.endswith(".yaml") and f.is_file():
+            return Path(str(f))
+    return None
+
+
+def builtin_names() -> list[str]:
+    """The built-in spaces (files with ``stages``; the Table 6 rows file is not a space)."""
+    return sorted(f.name[:-5] for f in resources.files(BUILTIN_PACKAGE).iterdir()
+                  if f.name.endswith(".yaml") and "stages" in (yaml.safe_load(f.read_text()) or {}))
 
 
 def resolve_space(name_or_path: str) -> Path:
     p = Path(name_or_path)
     if p.is_file():
         return p
-    for cand in (builtin_spaces_dir() / name_or_path, builtin_spaces_dir() / f"{name_or_path}.yaml"):
-        if cand.is_file():
-            return cand
-    known = ", ".join(sorted(q.stem for q in builtin_spaces_dir().glob("*.yaml")))
-    raise SpaceError(f"--space {name_or_path}: no such file and no built-in space of that name (built-in: {known})")
+    found = builtin_file(name_or_path)
+    if found is None:
+        raise SpaceError(f"--space {name_or_path}: no such file and no built-in space of that name "
+                         f"(built-in: {', '.join(builtin_names())})")
+    return found
 
 
 def _err(path, key: str, msg: str) -> SpaceError:
@@ -265,8 +273,6 @@ def load_space(name_or_path: str) -> SearchSpace:
         raise _err(path, "objectives", f"{list(objectives)}: the search maximises exactly {list(OBJECTIVES)}")
 
     reference = data.get("reference", "efficientvit_m4")
-    import efficientvit
-
     if reference not in efficientvit.list_models():
         raise _err(path, "reference", f"{reference!r} is not a model name (see `evit-search models`)")
 

@@ -9,6 +9,11 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
+from timm.data import Mixup
+from timm.data.auto_augment import rand_augment_transform
+from timm.data.random_erasing import RandomErasing
+from torchvision.ops import roi_align
 
 from .data import DataBundle
 from .protocols import Protocol
@@ -17,8 +22,6 @@ from .protocols import Protocol
 def random_resized_crop(x: torch.Tensor, scale: tuple[float, float], gen: torch.Generator,
                         ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> torch.Tensor:
     """Per-sample random resized crop of a float batch back to its own size, in one roi_align."""
-    from torchvision.ops import roi_align
-
     n, _, h, w = x.shape
     area = torch.empty(n).uniform_(scale[0], scale[1], generator=gen) * h * w
     logr = torch.empty(n).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=gen)
@@ -41,26 +44,18 @@ class BatchAugment:
         self.num_classes = bundle.num_classes
         self.mixup = None
         if p.mixup > 0 or p.cutmix > 0:
-            from timm.data import Mixup
-
             self.mixup = Mixup(mixup_alpha=p.mixup, cutmix_alpha=p.cutmix, prob=p.mix_prob, switch_prob=0.5,
                                mode="batch", label_smoothing=p.label_smoothing, num_classes=bundle.num_classes)
         self.erase = None
         if p.random_erasing > 0:
-            from timm.data.random_erasing import RandomErasing
-
             self.erase = RandomErasing(probability=p.random_erasing, mode="pixel", device="cpu")
         self.randaug = None
         if p.rand_augment:
-            from timm.data.auto_augment import rand_augment_transform
-
             fill = tuple(int(m * 255) for m in bundle.mean) if bundle.in_chans == 3 else int(bundle.mean[0] * 255)
             self.randaug = rand_augment_transform(p.rand_augment, {"translate_const": int(p.img_size * 0.45),
                                                                   "img_mean": fill})
 
     def _rand_augment(self, x: torch.Tensor) -> torch.Tensor:
-        from PIL import Image
-
         out = []
         for img in x:
             arr = img.permute(1, 2, 0).numpy()

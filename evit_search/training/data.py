@@ -14,12 +14,14 @@ from __future__ import annotations
 import gzip
 import os
 import pickle
+import urllib.request
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from ..errors import DataError
 
@@ -141,8 +143,6 @@ def load_fashion_mnist(root: str | None = None) -> DataBundle:
 
 def fetch_fashion_mnist(dest: str | None = None) -> Path:
     """Download the canonical Fashion-MNIST IDX files (needs a network)."""
-    import urllib.request
-
     folder = Path(dest) if dest else Path.home() / ".cache" / "evit-search" / "data" / "fashion-mnist"
     folder.mkdir(parents=True, exist_ok=True)
     for stem in FASHION_FILES.values():
@@ -197,8 +197,6 @@ def load_imagefolder(path: str, resolution: int = 224, max_classes: int | None =
     """``PATH/train/<class>/*.jpg`` and ``PATH/val/<class>/*.jpg`` (or a 10 % fixed split when
     there is no val folder). Images are resized (shorter side, then centre crop) to
     ``resolution`` once at load time; ``max_classes``/``per_class`` keep a subset."""
-    from PIL import Image
-
     root = Path(path)
     train_dir = root / "train" if (root / "train").is_dir() else root
     if not train_dir.is_dir():
@@ -247,7 +245,7 @@ def load_imagefolder(path: str, resolution: int = 224, max_classes: int | None =
 
 # --------------------------------------------------------------------------- small sets for tests
 def load_digits() -> DataBundle:
-    from sklearn.datasets import load_digits as sk_digits
+    from sklearn.datasets import load_digits as sk_digits  # scikit-learn: a second to import, for the digits set only
 
     d = sk_digits()
     x = torch.from_numpy((d.images * (255.0 / 16.0)).round().astype(np.uint8))[:, None]

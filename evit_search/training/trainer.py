@@ -1,6 +1,6 @@
 """Proxy training: the paper's recipe built from timm's parts, scaled by named protocols.
 
-The recipe (architecture-notes.md section 14): AdamW without decay on 1-D parameters, biases and
+The recipe (the official main.py defaults): AdamW without decay on 1-D parameters, biases and
 attention biases; cosine schedule with warm-up; mixup/cutmix with label smoothing; RandAugment;
 random erasing; optional EMA and adaptive gradient clipping. Protocols set its sizes, from the
 paper's 300 epochs at 224 px down to a proxy that trains an M4-sized candidate in minutes on a
@@ -25,6 +25,9 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+from timm.optim import create_optimizer_v2
+from timm.scheduler import CosineLRScheduler
+from timm.utils import ModelEmaV3, adaptive_clip_grad
 
 import efficientvit
 from efficientvit import EfficientViTConfig
@@ -33,6 +36,7 @@ from .. import hostlock
 from ..errors import UserError
 from .augment import BatchAugment, loss_fn
 from .data import DataBundle, resize_bundle, subset
+from .device import autocast, resolve_device
 from .protocols import Protocol
 
 log = logging.getLogger(__name__)
@@ -54,41 +58,12 @@ class TrainResult:
     dataset: str = ""
     threads: int | None = None
     device: str = "cpu"
-    checkpoint: str | None = None
     # the trained model and its final config, for callers that save them (not serialised)
     model: object = field(default=None, repr=False, compare=False)
     config: object = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         return {f: getattr(self, f) for f in self.__dataclass_fields__ if f not in ("model", "config")}
-
-
-# --------------------------------------------------------------------------- device
-def resolve_device(name: str | None) -> str:
-    """``auto`` (or None): the GPU when there is one, else the CPU. ``cuda`` without a GPU is a
-    user error, not a silent fall-back to hours of CPU training."""
-    name = (name or "auto").lower()
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cpu":
-        return "cpu"
-    if name == "cuda" or name.startswith("cuda:"):
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise UserError(f"--device={name}: no CUDA GPU on this machine; use --device cpu (or auto)")
-        index = name.partition(":")[2]
-        if index and (not index.isdigit() or int(index) >= count):
-            raise UserError(f"--device={name}: this machine has cuda:0 to cuda:{count - 1}")
-        return name
-    raise UserError(f"--device={name!r} is not one of auto, cpu, cuda, cuda:N")
-
-
-def _autocast(device: str):
-    """Mixed precision on the GPU (fp16 autocast, with loss scaling in :func:`train`, as the
-    official recipe); full fp32 on the CPU, which keeps CPU runs bit-reproducible."""
-    if device.startswith("cuda"):
-        return torch.autocast("cuda", dtype=torch.float16)
-    return contextlib.nullcontext()
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -103,7 +78,7 @@ def evaluate(model: torch.nn.Module, x_u8: torch.Tensor, y: torch.Tensor, mean, 
     for i in range(0, len(y), batch):
         xb = (x_u8[i:i + batch].to(device).float().div_(255) - m) / s
         yb = y[i:i + batch].to(device)
-        with _autocast(device):
+        with autocast(device):
             out = model(xb).float()
         loss_sum += F.cross_entropy(out, yb, reduction="sum").item()
         k = min(5, out.shape[1])
@@ -160,9 +135,6 @@ def train(cfg: EfficientViTConfig, bundle: DataBundle, protocol: Protocol, seed:
     total_steps = steps_per_epoch * p.epochs
     lr = p.lr * batch / 512
 
-    from timm.optim import create_optimizer_v2
-    from timm.scheduler import CosineLRScheduler
-
     # timm's param groups exempt 1-D params, biases and model.no_weight_decay() (attention_biases)
     opt = create_optimizer_v2(model, "adamw", lr=lr, weight_decay=p.weight_decay, eps=1e-8)
     sched = CosineLRScheduler(opt, t_initial=total_steps, lr_min=p.min_lr * batch / 512,
@@ -170,8 +142,6 @@ def train(cfg: EfficientViTConfig, bundle: DataBundle, protocol: Protocol, seed:
                               warmup_prefix=True, t_in_epochs=False)
     ema = None
     if p.ema_decay:
-        from timm.utils import ModelEmaV3
-
         ema = ModelEmaV3(model, decay=p.ema_decay)
     augment = BatchAugment(p, data)
 
@@ -206,7 +176,7 @@ def train(cfg: EfficientViTConfig, bundle: DataBundle, protocol: Protocol, seed:
                 idx = perm[step * batch:(step + 1) * batch]
                 x, target = augment(data.train_x[idx], data.train_y[idx], gen)
                 x, target = x.to(device, non_blocking=True), target.to(device, non_blocking=True)
-                with _autocast(device):
+                with autocast(device):
                     out = model(x)
                 loss = loss_fn(out.float(), target)
                 if not torch.isfinite(loss):
@@ -221,8 +191,6 @@ def train(cfg: EfficientViTConfig, bundle: DataBundle, protocol: Protocol, seed:
                 else:
                     loss.backward()
                 if p.clip_grad:
-                    from timm.utils import adaptive_clip_grad
-
                     adaptive_clip_grad(model.parameters(), clip_factor=p.clip_grad)
                 if scaler is not None:
                     scaler.step(opt)

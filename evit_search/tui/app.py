@@ -6,173 +6,18 @@ the table refreshes when new trials arrive. torch is never imported to open the 
 
 from __future__ import annotations
 
+import yaml
+from rich.text import Text
 from textual import on, work
-from textual.app import App, ComposeResult
-from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Footer, Header, Input, Label, OptionList, Static
+from textual.app import App
+from textual.widgets import DataTable, Input, Label
 from textual_plotext import PlotextPlot
 
 from .. import storage as st
+from ..errors import StorageError
+from ..search.budget import budget_ratio
 from . import view as D
-
-HELP = """\
-[b]Keys[/b]
-  ↑/↓, click      move in the trials table
-  enter           open the candidate's detail
-  s               sort by the column under the cursor; again reverses; click a header too
-  a f p x         filter: all, feasible only, front only, failed
-  /               text filter on knobs (e.g. "H=4/" or "C=96"); esc leaves it
-  m               mark the current trial for compare; c compares it with the marked one
-  e               export the current trial (config YAML, ONNX, state dict) to ./export/
-  y               copy the current trial's config as YAML
-  t               Table 6 view (ablation studies)
-  o               plot: next pair of objectives (accuracy or ratio against ratio, img/s, FLOPs, params)
-  r               reload now (it also reloads every few seconds)
-  ?               this help;  q  quit
-Click a point in the plot to select its trial."""
-
-
-class HelpScreen(ModalScreen):
-    BINDINGS = [Binding("escape,q,question_mark", "app.pop_screen", "close")]
-
-    def compose(self) -> ComposeResult:
-        yield Static(HELP, id="help")
-
-
-class StudyPicker(Screen):
-    """Lists the studies of a storage to pick from."""
-
-    BINDINGS = [Binding("q", "app.quit", "quit")]
-
-    def __init__(self, studies: list[dict]):
-        super().__init__()
-        self.studies = studies
-
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield Label("Pick a study (enter):", id="picker-title")
-        yield OptionList(*(f"{s['name']}  [{s['kind']}]  {s['n_trials']} trials" for s in self.studies), id="picker")
-        yield Footer()
-
-    @on(OptionList.OptionSelected)
-    def picked(self, event: OptionList.OptionSelected) -> None:
-        self.app.open_study(self.studies[event.option_index]["name"])
-
-
-class DetailScreen(Screen):
-    BINDINGS = [Binding("escape,q", "app.pop_screen", "back"), Binding("y", "app.copy_yaml", "copy YAML"),
-                Binding("e", "app.export", "export")]
-
-    def __init__(self, rec: st.TrialRecord):
-        super().__init__()
-        self.rec = rec
-
-    def compose(self) -> ComposeResult:
-        yield Header()
-        with VerticalScroll():
-            yield Static(D.detail_text(self.rec), id="detail-text")
-            if D.history(self.rec):
-                yield PlotextPlot(id="curve")
-        yield Footer()
-
-    def on_mount(self) -> None:
-        hist = D.history(self.rec)
-        if hist:
-            plt = self.query_one("#curve", PlotextPlot).plt
-            ep = [h["epoch"] for h in hist]
-            plt.plot(ep, [h["val_top1"] for h in hist], label="val top-1 %", marker="braille")
-            plt.plot(ep, [100 * h["train_loss"] / max(1e-9, hist[0]["train_loss"]) for h in hist],
-                     label="train loss (% of epoch 1)", marker="braille")
-            plt.title("training curve")
-            plt.xlabel("epoch")
-
-
-class TitledTableScreen(Screen):
-    """A title over one table, filled in ``on_mount``; ``table_id`` names both (``<id>-title``)."""
-
-    table_id = ""
-
-    def title_text(self) -> str:
-        raise NotImplementedError
-
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield Label(self.title_text(), id=f"{self.table_id}-title")
-        yield DataTable(id=self.table_id, cursor_type="row", zebra_stripes=True)
-        yield Footer()
-
-
-class CompareScreen(TitledTableScreen):
-    BINDINGS = [Binding("escape,q", "app.pop_screen", "back")]
-    table_id = "compare"
-
-    def __init__(self, a: st.TrialRecord, b: st.TrialRecord):
-        super().__init__()
-        self.a, self.b = a, b
-
-    def title_text(self) -> str:
-        return f"Compare #{self.a.number} (A) with #{self.b.number} (B)"
-
-    def on_mount(self) -> None:
-        t = self.query_one(DataTable)
-        t.add_columns("field", f"A #{self.a.number}", f"B #{self.b.number}", "B - A")
-        for row in D.compare_rows(self.a, self.b):
-            t.add_row(*row)
-
-
-class AblationScreen(TitledTableScreen):
-    BINDINGS = [Binding("escape,q,t", "app.pop_screen", "back")]
-    table_id = "ablation"
-
-    def __init__(self, view: D.StudyView):
-        super().__init__()
-        self.view = view
-
-    def title_text(self) -> str:
-        return f"Table 6: paper vs ours ({self.view.name})"
-
-    def on_mount(self) -> None:
-        rows = D.ablation_rows(self.view)
-        backends = sorted({k[: -len("_delta_pct")] for r in rows for k in r if k.endswith("_delta_pct") and not k.startswith("paper")})
-        t = self.query_one(DataTable)
-        t.add_columns("row", "ablation", "paper top-1", "ours top-1", "paper Δ", "ours Δ", "paper GPU Δ%",
-                      "paper ONNX Δ%", *(f"ours {b} Δ%" for b in backends))
-
-        def f(v, nd=1):
-            return "-" if v is None else f"{v:+.{nd}f}" if nd < 0 else f"{v:.{nd}f}"
-
-        for r in rows:
-            t.add_row(str(r["row"]), r["ablation"][:34], f(r["paper_top1"]), f(r["top1"], 2), f(r["paper_top1_delta"]),
-                      f(r["top1_delta"], 2), f(r["paper_gpu_delta_pct"]), f(r["paper_onnx_delta_pct"]),
-                      *(f(r.get(f"{b}_delta_pct")) for b in backends))
-
-
-class MainScreen(Screen):
-    AUTO_FOCUS = "#trials"
-    BINDINGS = [
-        Binding("question_mark", "app.push_screen('help')", "help"),
-        Binding("enter", "app.open", "detail", show=False),
-        Binding("a", "app.filter('all')", "all"), Binding("f", "app.filter('feasible')", "feasible"),
-        Binding("p", "app.filter('front')", "front"), Binding("x", "app.filter('failed')", "failed"),
-        Binding("slash", "app.search", "filter text"), Binding("s", "app.sort", "sort"),
-        Binding("m", "app.mark", "mark"), Binding("c", "app.compare", "compare"), Binding("e", "app.export", "export"),
-        Binding("y", "app.copy_yaml", "copy YAML", show=False), Binding("t", "app.ablation", "Table 6", show=False),
-        Binding("o", "app.swap_axes", "axes", show=False), Binding("r", "app.reload", "reload", show=False),
-        Binding("q", "app.quit", "quit"),
-    ]
-
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield Label("", id="summary")
-        with Horizontal(id="body"):
-            with Vertical(id="left"):
-                yield Input(placeholder="filter knobs, e.g. H=4/ (press / )", id="query")
-                yield DataTable(id="trials", cursor_type="row", zebra_stripes=True)
-            yield PlotextPlot(id="plot")
-        yield Footer()
-
+from .screens import AblationScreen, CompareScreen, DetailScreen, HelpScreen, MainScreen, StudyPicker
 
 class EvitTui(App):
     CSS_PATH = "app.tcss"
@@ -253,15 +98,11 @@ class EvitTui(App):
             style = "bold red" if r.number in self.view.front else None
             cells = [D.text(r, k) for k, _ in self.columns]
             if style:
-                from rich.text import Text
-
                 cells = [Text(c, style=style) for c in cells]
             t.add_row(*cells, key=str(r.number))
         if current is not None and any(r.number == current for r in recs):
             t.move_cursor(row=[r.number for r in recs].index(current))
-        counts = {}
-        for r in self.view.records:
-            counts[r.status] = counts.get(r.status, 0) + 1
+        counts = st.status_counts(self.view.records)
         ref = (self.view.attrs.get("reference_result") or {}).get("top1")
         scr.query_one("#summary", Label).update(
             f"{self.view.name} [{self.view.kind}] | {len(self.view.records)} trials: "
@@ -313,12 +154,9 @@ class EvitTui(App):
             ref = (self.view.attrs.get("reference_result") or {}).get("top1")
             if ref is not None:
                 plt.scatter([1.0], [ref], marker="*", color="green", label="reference")
-            budget = self.view.attrs.get("budget", "")
-            if budget.endswith("x"):
-                try:
-                    plt.vline(float(budget.split(",")[0][:-1]), color="green")
-                except ValueError:
-                    pass
+            ratio = budget_ratio(self.view.attrs.get("budget"))
+            if ratio:
+                plt.vline(ratio, color="green")
         cur = self.current_number()
         sel = [p for p in self._plot_points if p[2] == cur]
         if sel:
@@ -448,8 +286,6 @@ class EvitTui(App):
         self.load()
 
     def action_copy_yaml(self) -> None:
-        import yaml
-
         rec = self.current_record() if not isinstance(self.screen, DetailScreen) else self.screen.rec
         if rec and rec.config:
             self.copy_to_clipboard(yaml.safe_dump(rec.config, sort_keys=False))
@@ -476,12 +312,8 @@ def run_tui(study: str | None, storage: str | None) -> int:
     """Check the study/storage first (one-line errors), then start the app."""
     studies = st.list_studies(storage)
     if study is None and not studies:
-        from ..errors import StorageError
-
         raise StorageError(f"no studies in {st.normalize_url(storage)}; run `evit-search run` first")
     if study is not None and study not in {s["name"] for s in studies}:
-        from ..errors import StorageError
-
         raise StorageError(f"no study named {study!r} in {st.normalize_url(storage)}; studies there: "
                            + (", ".join(s["name"] for s in studies) or "none"))
     EvitTui(study, storage, studies=studies).run()

@@ -1,9 +1,6 @@
 """Deterministic demo studies written straight into storage (no torch, no training): the TUI's
 test fixtures and its start-up benchmark."""
 
-import optuna
-from optuna.trial import TrialState
-
 from .. import storage as st
 
 
@@ -22,7 +19,7 @@ def config(dims, depths, heads, **kw):
     return c
 
 
-def add_trial(study, i: int, status: str | None = None):
+def add_trial(store: st.StudyStore, i: int, status: str | None = None):
     """Trial i of a deterministic pattern: ok / infeasible / failed. Values cycle every 40 trials so
     that large demo studies stay realistic (the first 24, the tests' fixture, never change)."""
     j = i % 40
@@ -34,63 +31,50 @@ def add_trial(study, i: int, status: str | None = None):
     flops_m = 100 + 13.0 * j
     ratio = 2.2 - 0.05 * j
     status = status or ("failed" if i % 7 == 6 else "infeasible" if ratio < 1.25 else "ok")
-    t = study.ask()
-    t.set_user_attr("arch_id", f"arch{i:04d}")
-    t.set_user_attr("config", cfg)
-    t.set_user_attr("cost", {"params_m": params_m, "flops_m": flops_m, "params": int(params_m * 1e6),
+    t = store.ask()
+    t.set("arch_id", f"arch{i:04d}")
+    t.set("config", cfg)
+    t.set("cost", {"params_m": params_m, "flops_m": flops_m, "params": int(params_m * 1e6),
                              "flops": int(flops_m * 1e6), "input_size": 224})
     thr = {"images_per_s": 140 * ratio, "images_per_s_min": 135 * ratio, "images_per_s_max": 145 * ratio,
            "spread": 0.07, "rounds": 5, "batch_size": 16, "ratio_to_reference": ratio, "ratio_ci_low": ratio - 0.02,
            "ratio_ci_high": ratio + 0.02}
-    t.set_user_attr("env", {"cpu_model": "Fixture CPU", "threads": 1, "allocator": "glibc (fixture)",
+    t.set("env", {"cpu_model": "Fixture CPU", "threads": 1, "allocator": "glibc (fixture)",
                             "torch_version": "x", "onnxruntime_version": "y", "host": "fixture"})
     cons = {"throughput_ratio": 1.25 - ratio}
-    t.set_user_attr("constraints", cons)
-    t.set_user_attr("status", status)
     if status == "failed":
-        t.set_user_attr("reason", "training: loss is nan at epoch 1, step 3: training diverged")
-        study.tell(t, state=TrialState.FAIL)
+        t.finish("failed", constraints=cons, reason="training: loss is nan at epoch 1, step 3: training diverged")
         return
-    t.set_user_attr("throughput", {"torch-cpu": thr})
-    t.set_user_attr("reference_throughput", {"torch-cpu": {"images_per_s": 140.0}})
+    t.set("throughput", {"torch-cpu": thr})
+    t.set("reference_throughput", {"torch-cpu": {"images_per_s": 140.0}})
     if status == "infeasible":
-        t.set_user_attr("ratio", ratio)
-        t.set_user_attr("reason", f"throughput {ratio:.3f}x the reference < 1.25x")
-        study.tell(t, state=TrialState.PRUNED)
+        t.finish("infeasible", constraints=cons, reason=f"throughput {ratio:.3f}x the reference < 1.25x", ratio=ratio)
         return
     acc = 60 + 1.3 * j - 0.04 * j * j + (2 if i % 5 == 0 else 0)
     hist = [{"epoch": e, "train_loss": 2.0 / e, "val_top1": acc * e / 3, "val_top5": 90.0, "val_loss": 1.0, "lr": 1e-3,
              "seconds": 10.0, "train_images_per_s": 300.0} for e in (1, 2, 3)]
-    t.set_user_attr("train", {"status": "ok", "top1": acc, "top5": 95.0, "history": hist, "wall_s": 30.0,
-                              "train_images_per_s": 300.0, "seed": 0, "protocol": "proxy", "dataset": "fixture"})
-    for k, v in cons.items():
-        t.set_constraint(k, v)
-    study.tell(t, values=[acc, ratio])
+    train = {"status": "ok", "top1": acc, "top5": 95.0, "history": hist, "wall_s": 30.0, "train_images_per_s": 300.0,
+             "seed": 0, "protocol": "proxy", "dataset": "fixture"}
+    t.finish("ok", values=[acc, ratio], constraints=cons, train=train)
 
 
-def make_study(url: str, name: str = "fixture", n: int = 24):
-    study = optuna.create_study(study_name=name, storage=st.open_storage(url), directions=["maximize", "maximize"])
-    study.set_user_attr(st.KIND_ATTR, "search")
-    study.set_user_attr("budget", "1.25x")
-    study.set_user_attr("reference", "efficientvit_m4")
-    study.set_user_attr("backend", "torch-cpu")
-    study.set_user_attr("reference_result", {"top1": 70.0})
+def make_study(url: str, name: str = "fixture", n: int = 24) -> st.StudyStore:
+    store = st.create_study(name, url, {st.KIND_ATTR: "search", "budget": "1.25x", "reference": "efficientvit_m4",
+                                        "backend": "torch-cpu", "reference_result": {"top1": 70.0}})
     for i in range(n):
-        add_trial(study, i)
-    return study
+        add_trial(store, i)
+    return store
 
 
-def make_ablation_study(url: str, name: str = "table6-fixture"):
-    study = optuna.create_study(study_name=name, storage=st.open_storage(url), directions=["maximize", "maximize"])
-    study.set_user_attr(st.KIND_ATTR, "ablation")
+def make_ablation_study(url: str, name: str = "table6-fixture") -> st.StudyStore:
+    store = st.create_study(name, url, {st.KIND_ATTR: "ablation"})
     for row in range(1, 12):
-        t = study.ask()
+        t = store.ask()
         ratio = 1.0 + 0.03 * (row - 6)
-        t.set_user_attr("row", row)
-        t.set_user_attr("label", f"row {row}")
-        t.set_user_attr("status", "ok")
-        t.set_user_attr("config", config((128, 256, 384), (1, 2, 3), (4, 4, 4)))
-        t.set_user_attr("throughput", {"onnx-cpu": {"images_per_s": 100 * ratio, "ratio_to_reference": ratio},
-                                       "torch-cpu": {"images_per_s": 80 * ratio, "ratio_to_reference": ratio * 0.98}})
-        study.tell(t, values=[70.0 - 0.2 * row, ratio])
-    return study
+        t.set("row", row)
+        t.set("label", f"row {row}")
+        t.set("config", config((128, 256, 384), (1, 2, 3), (4, 4, 4)))
+        t.set("throughput", {"onnx-cpu": {"images_per_s": 100 * ratio, "ratio_to_reference": ratio},
+                             "torch-cpu": {"images_per_s": 80 * ratio, "ratio_to_reference": ratio * 0.98}})
+        t.finish("ok", values=[70.0 - 0.2 * row, ratio])
+    return store

@@ -15,6 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..env import fingerprint, machine_name
+from .demo import make_study
+
 CHILD = r"""
 import asyncio, sys, time
 from evit_search.tui.app import EvitTui
@@ -37,9 +40,6 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--reports", default="reports")
     args = ap.parse_args()
-    from ..env import fingerprint, machine_name
-    from .demo import make_study
-
     tmp = Path(tempfile.mkdtemp(prefix="evit-tui-bench-"))
     url = f"sqlite:///{tmp / 'demo.db'}"
     make_study(url, "demo", args.trials)

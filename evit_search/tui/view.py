@@ -6,16 +6,17 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .. import storage as st
+from ..reproduce.table6_compare import comparison
 
 # Fixed widths: auto-sized DataTable columns are measured lazily, so what a screen shows would
 # depend on timing; stage columns fit three stages of three digits.
 WIDTHS = {"number": 4, "status": 10, "feasible": 4, "accuracy": 7, "ratio": 6, "images_per_s": 7, "params_m": 8,
-          "flops_m": 7, "C": 11, "L": 5, "H": 5, "N": 5, "QK": 8, "V": 14, "F": 11}
+          "flops_m": 7, "C": 11, "L": 5, "H": 5, "N": 5, "QK": 8, "V": 14, "FFN": 11}
 
 COLUMNS: list[tuple[str, str]] = [  # (key, header)
     ("number", "#"), ("status", "status"), ("feasible", "feas"), ("accuracy", "top-1 %"), ("ratio", "ratio"),
     ("images_per_s", "img/s"), ("params_m", "params M"), ("flops_m", "FLOPs M"), ("C", "C"), ("L", "L"), ("H", "H"),
-    ("N", "N"), ("QK", "QK"), ("V", "V"), ("F", "FFN"),
+    ("N", "N"), ("QK", "QK"), ("V", "V"), ("FFN", "FFN"),
 ]
 FILTERS = ("all", "feasible", "front", "failed")
 # plot axes the user can cycle through (x, y): every measured objective pairs with accuracy, and cost with speed
@@ -50,15 +51,9 @@ class StudyView:
 
 
 def load_view(name: str, url: str | None) -> StudyView:
-    study = st.load_study(name, url)
-    recs = st.records(study)
-    return StudyView(name, study.user_attrs.get(st.KIND_ATTR, "search"), dict(study.user_attrs), recs,
-                     {r.number for r in st.pareto_front(recs)})
-
-
-def _stage_col(r: st.TrialRecord, key: str) -> str:
-    stages = (r.config or {}).get("stages") or []
-    return "/".join(f"{s.get(key):g}" if isinstance(s.get(key), float) else str(s.get(key)) for s in stages) or "-"
+    store = st.load_study(name, url)
+    s = store.summary()
+    return StudyView(name, store.kind, store.attrs, s.records, {r.number for r in s.front})
 
 
 def width(key: str) -> int:
@@ -86,8 +81,7 @@ def cell(r: st.TrialRecord, key: str):
         return r.images_per_s
     if key in ("params_m", "flops_m"):
         return (r.cost or {}).get(key)
-    stage_key = {"C": "dim", "L": "depth", "H": "num_heads", "N": "n_ffn", "QK": "key_dim", "V": "v_ratio", "F": "ffn_ratio"}[key]
-    return _stage_col(r, stage_key)
+    return st.stage_values(r.config, dict(st.KNOBS)[key])
 
 
 def text(r: st.TrialRecord, key: str) -> str:
@@ -205,22 +199,5 @@ def compare_rows(a: st.TrialRecord, b: st.TrialRecord) -> list[tuple[str, str, s
 
 
 def ablation_rows(view: StudyView) -> list[dict]:
-    """Table 6 view: paper and ours per row (no torch: the paper table is a CSV)."""
-    from ..reproduce import paper
-
-    p = paper.table("table6").set_index("id")
-    by_row = {r.row: r for r in view.records if r.row is not None and r.status in ("ok", "measured")}
-    acc1 = by_row.get(1).accuracy if by_row.get(1) else None
-    out = []
-    for row in sorted(p.index):
-        r = by_row.get(row)
-        d = {"row": row, "ablation": p.loc[row, "ablation"], "paper_top1": float(p.loc[row, "top1_100ep"]),
-             "top1": r.accuracy if r else None,
-             "top1_delta": (r.accuracy - acc1) if r and r.accuracy is not None and acc1 is not None else None,
-             "paper_top1_delta": float(p.loc[row, "top1_100ep"] - p.loc[1, "top1_100ep"])}
-        for b, m in (r.throughput if r else {}).items():
-            d[f"{b}_delta_pct"] = 100 * (m["ratio_to_reference"] - 1) if m.get("ratio_to_reference") else None
-        d["paper_gpu_delta_pct"] = 100 * (p.loc[row, "gpu_ips"] / p.loc[1, "gpu_ips"] - 1)
-        d["paper_onnx_delta_pct"] = 100 * (p.loc[row, "onnx_ips"] / p.loc[1, "onnx_ips"] - 1)
-        out.append(d)
-    return out
+    """Table 6 view: paper and ours per row, the same comparison as the report."""
+    return comparison(view.records)

@@ -1,0 +1,180 @@
+"""``bench``, ``ablate`` and ``proxy-check``: the paper's tables and the proxy's fidelity.
+
+The domain modules that load torch are imported inside the handlers, so that ``--help`` and the
+parser stay fast."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import UserError
+from ..reporting.markdown import fmt
+from .options import (
+    add_data_options,
+    add_measure_options,
+    add_storage,
+    measure_settings,
+    positive_int,
+    split_list,
+    training_inputs,
+)
+from .progress import MeasureProgress, progress, rich_hooks
+
+
+def add(sub) -> None:
+    p = sub.add_parser("bench", help="re-measure the paper's Table 2/3 throughput here, or our deploy mode vs timm",
+                       description="Measure throughput side by side with the paper's figures. 'table2'/'table3': "
+                                   "EfficientViT M0-M5 (ours, deploy mode) and every peer of the table that timm has. "
+                                   "'deploy': our M0-M5 deploy mode vs timm's efficientvit_msra eager and BN-folded.")
+    p.add_argument("table", choices=["table2", "table3", "tables", "deploy"],
+                   help="table2, table3, tables (both: the paper's 21 peers and M0-M5) or deploy")
+    p.add_argument("--models", help="comma-separated paper names or timm names (default: all); M4 is always measured")
+    p.add_argument("--jit", choices=["none", "trace", "freeze"], default="trace",
+                   help="JIT applied to every model in table2/table3 (default: trace, the paper's protocol)")
+    p.add_argument("--reports", default="reports", help="folder for CSV, markdown and PNG (default: reports/)")
+    p.add_argument("--repeat-reference", type=positive_int, default=5,
+                   help="measure M4 this many times in the session to report repeatability (default 5; 1 = off)")
+    add_measure_options(p)
+    p.set_defaults(func=run_bench)
+
+    p = sub.add_parser("ablate", help="reproduce the paper's Table 6 ablations side by side with its numbers")
+    p.add_argument("table", help="table6 (built in) or a rows YAML file like search_spaces/table6.yaml")
+    p.add_argument("--no-train", action="store_true", help="measure params, FLOPs and throughput only")
+    p.add_argument("--study", help="study name (default: derived from table, data, protocol); resumed if it exists")
+    add_storage(p)
+    p.add_argument("--img-size", type=positive_int, default=224, help="input size for cost and throughput (default 224)")
+    p.add_argument("--no-suggest-depths", action="store_true", help="do not measure alternative depths for rows 2-4")
+    p.add_argument("--reports", default="reports")
+    add_data_options(p)
+    add_measure_options(p, seconds=1.5, backends="torch-cpu,onnx-cpu,cuda")
+    p.set_defaults(func=run_ablate)
+
+    p = sub.add_parser("proxy-check", help="train M0-M5 with a protocol; Kendall tau against the paper's top-1")
+    p.add_argument("--models", default=",".join(f"efficientvit_m{i}" for i in range(6)))
+    p.add_argument("--reports", default="reports")
+    add_data_options(p)
+    p.set_defaults(func=run_proxy_check)
+
+
+def _usable(backends: str, console: Console) -> list[str]:
+    from ..measure.runner import usable_backends  # torch: loaded when the command runs, not for --help
+
+    return usable_backends(split_list(backends), warn=lambda m: console.print(f"[yellow]{m}[/]"))
+
+
+def run_bench(args) -> int:
+    from ..measure.runner import measure  # torch: loaded when the command runs, not for --help
+    from ..reproduce import bench
+
+    console = Console()
+    settings = measure_settings(args)
+    backends = ["torch-cpu"] if args.table == "deploy" else _usable(args.backends, console)  # deploy: torch CPU only
+    models = split_list(args.models) or None
+    desc = (f"batch {settings.batch_size}, {settings.threads} thread(s), segments of {settings.seconds:g} s, "
+            f">= {settings.min_rounds} interleaved rounds")
+    if any(b.endswith("cuda") for b in backends):
+        desc += (f"; GPU: batch {settings.cuda_batch or 'the largest power of two that fits (from 2048; onnx-cuda from 256)'}, "
+                 f"cuda with fp16 autocast, onnx-cuda fp32 with device-bound input and output, "
+                 f"segments of {settings.cuda_seconds or settings.seconds:g} s")
+    if args.table == "deploy":
+        specs = bench.deploy_rows(models)
+        # ratios against our M4 when it is measured (the issue's reference), else against the first model
+        reference = next((s.label for s in specs if s.label == "ours-deploy M4"), specs[0].label)
+        with progress(console) as prog:
+            records = measure(specs, backends, settings, reference=reference, listener=MeasureProgress(prog, "bench deploy"))
+        df, files = bench.write_deploy_report(records, Path(args.reports), desc)
+        t = Table("model", "ours deploy", "timm eager", "timm folded+traced", "timm folded+frozen", "ours/eager",
+                  "ours/folded+traced", "ours/folded+frozen", title="torch CPU img/s (median)")
+        for r in df.to_dict("records"):
+            t.add_row(r["model"], *(fmt(r[c], 1) for c in ("ours_deploy_images_per_s", "timm_eager_images_per_s",
+                      "timm_folded_traced_images_per_s", "timm_folded_frozen_images_per_s")),
+                      *(fmt(r[c], 3) for c in ("ours_over_timm_eager", "ours_over_timm_folded_traced",
+                                                "ours_over_timm_folded_frozen")))
+        console.print(t)
+    else:
+        rows = bench.with_reference_repeats(bench.table_rows(args.table, models, args.jit), args.repeat_reference)
+        with progress(console) as prog:
+            records = measure([r.spec for r in rows], backends, settings, reference=bench.REFERENCE,
+                              listener=MeasureProgress(prog, f"bench {args.table}"))
+        df, corr, claims, files = bench.write_table_report(args.table, rows, records, Path(args.reports), desc)
+        t = Table("model", "backend", "img/s", "min-max", "ratio to M4", "paper img/s", "paper ratio", "ours/paper",
+                  title=f"{args.table}: measured here vs the paper")
+        skipped = sorted({(r["backend"], r["reason"]) for r in df.to_dict("records") if r["status"] == "skipped"})
+        for r in df.to_dict("records"):
+            if r["status"] == "skipped":
+                continue
+            if r["status"] != "ok":
+                t.add_row(r["model"], r["backend"], f"[red]{r['status']}[/]", r["reason"] or "", "",
+                          fmt(r["paper_images_per_s"]), "", "")
+                continue
+            t.add_row(r["model"], r["backend"], fmt(r["images_per_s"]), f"{fmt(r['images_per_s_min'])}-{fmt(r['images_per_s_max'])}",
+                      fmt(r["ratio_to_m4"], 3), fmt(r["paper_images_per_s"]), fmt(r["paper_ratio_to_m4"], 3),
+                      fmt(r["ours_over_paper"], 2))
+        console.print(t)
+        for b, why in skipped:
+            console.print(f"[yellow]{b} skipped:[/] {why}")
+        for b, c in corr.items():
+            console.print(f"Spearman vs paper, {b}: {c['spearman']:.3f} over {c['n']} models")
+        for b, r in bench.repeat_spread(df).items():
+            console.print(f"{bench.REFERENCE} x{r['n']} in one session, {b}: spread of medians {100 * r['spread']:.1f} %")
+        for c in claims:
+            console.print(f"[yellow]does not hold here:[/] {c}")
+    console.print("wrote " + ", ".join(str(p) for p in files.as_dict().values()))
+    return 0
+
+
+def run_ablate(args) -> int:
+    from ..reproduce.table6 import AblateConfig, ablate, suggestion_text  # torch: loaded when the command runs
+    from ..reproduce.table6_compare import column_agreement
+    from ..reproduce.table6_report import write_report
+    from ..training.device import resolve_device
+
+    console = Console()
+    if args.img_size < 16:
+        raise UserError(f"--img-size={args.img_size} must be >= 16 (the stem divides it by 16)")
+    backends = _usable(args.backends, console)
+    cfg = AblateConfig(table=args.table, backends=backends, protocol=args.protocol, data=args.data, data_dir=args.data_dir,
+                       train=not args.no_train, storage=args.storage, study=args.study, measure=measure_settings(args),
+                       seed=args.seed, epochs=args.epochs, img_size=args.img_size, train_threads=args.train_threads,
+                       suggest_depths=not args.no_suggest_depths, device=resolve_device(args.device))
+    with progress(console) as prog:
+        ab = ablate(cfg, rich_hooks(prog, "ablate"))
+    files = write_report(ab, backends, Path(args.reports), args.data, cfg.train)
+    t = Table("row", "ablation", "paper top-1", "ours top-1", *(f"{b} Δ% ours / paper" for b in backends),
+              title=f"Table 6: {ab.store.name}")
+    for r in ab.rows:
+        t.add_row(str(r["row"]), r["ablation"], fmt(r["paper_top1"]), fmt(r["top1"], 2),
+                  *(f"{fmt(r[f'{b}_delta_pct'])} / {fmt(r[f'{b}_paper_delta_pct'])}" for b in backends))
+    console.print(t)
+    agree = column_agreement(ab.rows, backends)
+    console.print(f"top-1 same sign {agree['top1']['agree']}/{agree['top1']['n']}, Kendall tau {fmt(agree['kendall_top1'], 3)}; "
+                  + "; ".join(f"{b} same sign {agree[b]['agree']}/{agree[b]['n']}" for b in backends))
+    for n in ab.depth_notes:
+        if n["off"]:
+            s = ab.suggestions.get(n["row"])
+            console.print(f"[yellow]row {n['row']} on {n['backend']}: {n['ratio']:.3f}x row 1 (>10 % off)[/]"
+                          + (f"; {suggestion_text(s)}" if s else ""))
+    console.print("wrote " + ", ".join(str(p) for p in files.as_dict().values()))
+    return 0
+
+
+def run_proxy_check(args) -> int:
+    from ..reproduce.proxycheck import proxy_check  # torch: loaded when the command runs, not for --help
+
+    console = Console()
+    device, protocol, bundle = training_inputs(args)
+    with progress(console) as prog:
+        res = proxy_check(split_list(args.models), bundle, protocol, args.seed, Path(args.reports), rich_hooks(prog),
+                          threads=args.train_threads, device=device)
+    t = Table("model", "proxy top-1", "paper top-1", "params M", "FLOPs M", "seconds", title=f"proxy check: {protocol.name}")
+    for r in res.df.to_dict("records"):
+        t.add_row(r["model"], fmt(r["proxy_top1"], 2) if r["status"] == "ok" else f"[red]{r['reason']}[/]",
+                  fmt(r["paper_top1"]), fmt(r["params_m"], 2), fmt(r["flops_m"], 0), fmt(r["wall_s"], 0))
+    console.print(t)
+    for line in res.verdict:
+        console.print(line)
+    console.print("wrote " + ", ".join(str(p) for p in res.files.as_dict().values()))
+    return 0

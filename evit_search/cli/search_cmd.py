@@ -1,0 +1,155 @@
+"""``run``, ``show``, ``report`` and ``export``: the search and what it stored.
+
+The domain modules that load torch are imported inside the handlers, so that ``--help`` and the
+parser stay fast."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+from rich.console import Console
+
+from .. import storage as st
+from ..measure.records import Settings
+from ..storage import SAMPLERS
+from .options import add_data_options, add_storage, positive_float, positive_int, split_list
+from .progress import progress, rich_hooks
+from .render import front_table, status_line, trials_table
+
+
+def add(sub) -> None:
+    p = sub.add_parser("run", help="search for candidates within a speed budget with the best proxy accuracy",
+                       description="Search EfficientViT designs: candidates at least BUDGET faster than the reference "
+                                   "(measured here, in the same session), ranked by proxy accuracy, stored in an Optuna study.")
+    p.add_argument("--budget", default="1.25x", help="1.25x, 500ips, 20ms, params<5M, flops<300M (comma-separated)")
+    p.add_argument("--reference", help="reference model (default: the space's, e.g. efficientvit_m4)")
+    p.add_argument("--space", default="efficientvit", help="a space YAML file or a built-in name (efficientvit, tiny)")
+    p.add_argument("--trials", type=positive_int, help="number of trials (this run)")
+    p.add_argument("--timeout", type=positive_float, help="seconds (from the command's start) after which no new trial starts")
+    p.add_argument("--sampler", default="nsga2", help=f"{', '.join(SAMPLERS)} (default nsga2)")
+    p.add_argument("--study", help="study name; an existing one is resumed")
+    add_storage(p)
+    p.add_argument("--jobs", type=positive_int, default=1, help="worker processes on this machine")
+    p.add_argument("--backend", default="torch-cpu", help="backend of the budget: torch-cpu, onnx-cpu, cuda, onnx-cuda")
+    p.add_argument("--also-measure", default="", metavar="BACKENDS",
+                   help="more backends (comma-separated) to measure every candidate and the reference on, in the same "
+                        "session; stored and shown beside the budget's backend, not budgeted")
+    p.add_argument("--runs-dir", default="runs", help="where trained candidates are saved (default runs/)")
+    p.add_argument("--no-train-reference", action="store_true", help="do not train the reference for comparison")
+    p.add_argument("--measure-seconds", type=positive_float, default=1.0, help="seconds per timed segment (default 1)")
+    p.add_argument("--measure-rounds", type=positive_int, default=5, help="minimum interleaved rounds per measurement (default 5)")
+    add_data_options(p)
+    p.set_defaults(func=run_run)
+
+    p = sub.add_parser("show", help="a study's front and trials; CSV/Parquet through pandas")
+    p.add_argument("study")
+    add_storage(p)
+    p.add_argument("--all", action="store_true", help="list every trial, not only the front")
+    p.add_argument("--csv", help="write all trials to this CSV file")
+    p.add_argument("--parquet", help="write all trials to this Parquet file")
+    p.set_defaults(func=run_show)
+
+    p = sub.add_parser("report", help="markdown + PNG Pareto plot of a study under reports/")
+    p.add_argument("study")
+    add_storage(p)
+    p.add_argument("--reports", default="reports")
+    p.set_defaults(func=run_report)
+
+    p = sub.add_parser("export", help="a trial's config YAML, ONNX file and state dict")
+    p.add_argument("study")
+    p.add_argument("trial", type=int)
+    p.add_argument("--to", required=True, help="output folder")
+    add_storage(p)
+    p.set_defaults(func=run_export)
+
+
+def _started(console: Console):
+    def started(store: st.StudyStore, d: dict, recovered: list[int]) -> None:
+        rc = d["rc"]
+        n = len(store)
+        console.print(f"study [bold]{store.name}[/] in {store.display_url}" + (f" (resumed: {n} trials stored)" if n else ""))
+        if recovered:
+            console.print(f"{len(recovered)} trial(s) interrupted earlier are marked failed ('interrupted'): "
+                          + ", ".join(f"#{k}" for k in recovered))
+        also = f" (also measured on {', '.join(rc.also_measure)})" if rc.also_measure else ""
+        console.print(f"space {d['space'].name} ({d['space'].path}); budget: {d['budget'].describe()} vs {rc.reference} on "
+                      f"{rc.backend}{also}, measured at {d['space'].input['img_size']} px; training: {d['data'].describe()}, "
+                      f"protocol {d['protocol'].name} ({d['protocol'].description}); sampler {rc.sampler}, seed {rc.seed}, "
+                      f"jobs {rc.jobs}")
+    return started
+
+
+def run_run(args) -> int:
+    from ..search.config import RunConfig  # torch: loaded when the command runs, not for --help
+    from ..search.run import run_search
+
+    rc = RunConfig(space=args.space, budget=args.budget, reference=args.reference, backend=args.backend,
+                   also_measure=split_list(args.also_measure),
+                   sampler=args.sampler, seed=args.seed, study=args.study, storage=args.storage, trials=args.trials,
+                   timeout=args.timeout, jobs=args.jobs, data=args.data, data_dir=args.data_dir, classes=args.classes,
+                   per_class=args.per_class, protocol=args.protocol, epochs=args.epochs, train_threads=args.train_threads,
+                   device=args.device, runs_dir=args.runs_dir, train_reference=not args.no_train_reference,
+                   measure=asdict(Settings(seconds=args.measure_seconds, warmup_s=args.measure_seconds,
+                                           min_rounds=args.measure_rounds, max_rounds=max(9, args.measure_rounds))))
+    console = Console()
+    with progress(console) as prog:
+        task = prog.add_task("search", total=rc.trials)
+
+        def refresh(s: st.Summary, done: int, total: int | None) -> None:
+            prog.update(task, completed=done, description=status_line(s, total))
+
+        def trial(outcome: dict) -> None:
+            vals = outcome.get("values")
+            prog.console.print(f"trial {outcome.get('number', '-')}: {outcome['status']}"
+                               + (f" top-1 {vals[0]:.2f}% ratio {vals[1]:.2f}x" if vals else "")
+                               + (f": {outcome['reason']}" if outcome.get("reason") else ""))
+
+        hooks = rich_hooks(prog, refresh=refresh, trial=trial, started=_started(prog.console))
+        out = run_search(rc, hooks)
+    console.print(front_table(out.summary, out.store.attrs))
+    console.print(status_line(out.summary))
+    if out.worker_exit_codes:
+        console.print(f"[red]{len(out.worker_exit_codes)} worker(s) exited with an error (exit codes "
+                      f"{out.worker_exit_codes}); stored trials are kept[/]")
+    storage = f" --storage {out.store.display_url}" if args.storage else ""
+    console.print(f"study {out.store.name!r} in {out.store.display_url}: `evit-search show {out.store.name}{storage}`, "
+                  f"`evit-search report {out.store.name}{storage}`, `evit-search tui {out.store.name}{storage}`")
+    return 0
+
+
+def run_show(args) -> int:
+    console = Console()
+    store = st.load_study(args.study, args.storage)
+    s = store.summary()
+    console.print(front_table(s, store.attrs))
+    console.print(status_line(s))
+    if args.all:
+        console.print(trials_table(s))
+    df = st.to_dataframe(s.records)
+    if args.csv:
+        df.to_csv(args.csv, index=False)
+        console.print(f"wrote {args.csv}")
+    if args.parquet:
+        df.to_parquet(args.parquet, index=False)
+        console.print(f"wrote {args.parquet}")
+    return 0
+
+
+def run_report(args) -> int:
+    from ..reporting.study import write_study_report  # matplotlib: loaded when a report is drawn
+
+    files = write_study_report(st.load_study(args.study, args.storage), Path(args.reports))
+    Console().print("wrote " + ", ".join(str(p) for p in files.as_dict().values()))
+    return 0
+
+
+def run_export(args) -> int:
+    from ..search.export import export_trial  # torch: loaded when the command runs, not for --help
+
+    written, note = export_trial(args.study, args.trial, args.to, args.storage)
+    console = Console()
+    if note:
+        console.print(f"[yellow]{note}[/]")
+    console.print("wrote " + ", ".join(str(p) for p in written))
+    return 0

@@ -1,0 +1,85 @@
+"""What a search run is asked to do (:class:`RunConfig`), checked before anything is stored."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import efficientvit
+
+from ..errors import UserError
+from ..measure.records import Settings
+from ..measure.runner import usable_backends
+from ..storage import SAMPLERS
+from ..training.device import resolve_device
+from ..training.protocols import get_protocol
+from .budget import Budget, parse_budget
+from .space import SearchSpace, load_space
+
+
+@dataclass
+class RunConfig:
+    """Everything a worker needs; plain data so it crosses process boundaries."""
+
+    space: str = "efficientvit"
+    budget: str = "1.25x"
+    reference: str | None = None  # default: the space's
+    backend: str = "torch-cpu"
+    also_measure: list[str] = field(default_factory=list)  # more backends, measured and stored, not budgeted
+    sampler: str = "nsga2"
+    seed: int = 0
+    study: str | None = None
+    storage: str | None = None
+    trials: int | None = None
+    timeout: float | None = None
+    jobs: int = 1
+    data: str = "fashion-mnist"
+    data_dir: str | None = None
+    classes: int | None = None
+    per_class: int | None = None
+    protocol: str = "proxy"
+    epochs: int | None = None
+    train_threads: int | None = None
+    device: str = "auto"  # training device, resolved on each host (not part of what a trial means)
+    runs_dir: str = "runs"
+    measure: dict = field(default_factory=lambda: asdict(Settings(seconds=1.0, warmup_s=1.0, min_rounds=5, max_rounds=9)))
+    train_reference: bool = True
+
+    def settings(self) -> Settings:
+        return Settings(**self.measure)
+
+    def resume_key(self) -> dict:
+        """Settings that change what a stored trial means: a resumed study must keep them."""
+        return {"space": self.space, "budget": self.budget, "reference": self.reference, "backend": self.backend,
+                "data": self.data, "protocol": self.protocol, "epochs": self.epochs, "classes": self.classes,
+                "per_class": self.per_class}
+
+    def default_study_name(self) -> str:
+        budget = self.budget.replace(",", "_").replace("<", "lt").replace("=", "")
+        return f"{Path(self.space).stem}-{budget}-{self.data.split(':')[0]}-{self.protocol}"
+
+
+def check_run_config(rc: RunConfig) -> tuple[SearchSpace, Budget]:
+    """Every user input checked before anything is stored; fills in the space's reference."""
+    space = load_space(rc.space)
+    rc.reference = rc.reference or space.reference
+    if rc.reference not in efficientvit.list_models():
+        raise UserError(f"--reference {rc.reference!r} is not a model name (see `evit-search models`)")
+    budget = parse_budget(rc.budget, space.limits)
+    rc.also_measure = [b for b in dict.fromkeys(rc.also_measure) if b != rc.backend]
+    usable_backends([rc.backend], "--backend")
+    if rc.also_measure:
+        usable_backends(rc.also_measure, "--also-measure")
+    resolve_device(rc.device)
+    if rc.sampler not in SAMPLERS:
+        raise UserError(f"--sampler {rc.sampler!r} is not one of {', '.join(SAMPLERS)}")
+    if rc.trials is None and rc.timeout is None:
+        raise UserError("give --trials N or --timeout SECONDS (or both)")
+    for flag, v in (("--trials", rc.trials), ("--timeout", rc.timeout), ("--jobs", rc.jobs), ("--epochs", rc.epochs),
+                    ("--train-threads", rc.train_threads), ("--classes", rc.classes), ("--per-class", rc.per_class)):
+        if v is not None and v <= 0:
+            raise UserError(f"{flag}={v} must be positive")
+    get_protocol(rc.protocol, epochs=rc.epochs)
+    if rc.sampler == "grid":
+        space.grid()
+    return space, budget

@@ -1,0 +1,187 @@
+"""What the reports, the CLI and the TUI know of a trial: plain records read from the study,
+with no optuna or torch in sight of their users."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+KIND_ATTR = "evit_search_kind"  # "search" | "ablation"
+# the outcomes of a trial; only ``ok`` carries objective values
+FINISHED = ("ok", "infeasible", "invalid", "duplicate", "screened", "predicted-infeasible", "measured")
+# stage knobs as the tables show them: (column, config field)
+KNOBS = (("C", "dim"), ("L", "depth"), ("H", "num_heads"), ("N", "n_ffn"), ("QK", "key_dim"), ("V", "v_ratio"),
+         ("FFN", "ffn_ratio"))
+
+
+def _short(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def stage_values(config: dict | None, key: str) -> str:
+    """One knob over the stages, e.g. ``128/256/384`` for ``dim``."""
+    return "/".join(_short(s.get(key)) for s in (config or {}).get("stages") or []) or "-"
+
+
+def knob_text(config: dict | None) -> str:
+    """Compact knobs for tables and text filters: ``C=128/256/384 L=1/2/3 ...``."""
+    return " ".join(f"{col}={stage_values(config, key)}" for col, key in KNOBS)
+
+
+@dataclass
+class TrialRecord:
+    """One trial: what was sampled, measured and trained, and how it ended."""
+
+    number: int
+    state: str  # complete | pruned | fail | running | waiting
+    status: str  # ok | infeasible | invalid | duplicate | failed | running | ...
+    arch_id: str | None = None
+    accuracy: float | None = None  # proxy top-1 (%)
+    ratio: float | None = None  # throughput / reference throughput, on the budget's backend
+    feasible: bool | None = None
+    reason: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)  # sampled knobs
+    config: dict | None = None
+    cost: dict | None = None
+    throughput: dict[str, dict] = field(default_factory=dict)  # per backend, the budget's first
+    constraints: dict[str, float] = field(default_factory=dict)
+    train: dict | None = None
+    env: dict | None = None
+    duplicate_of: int | None = None
+    retry_of: int | None = None
+    host: str | None = None
+    duration_s: float | None = None
+    row: int | None = None  # Table 6 row, for ablation studies
+    label: str | None = None
+    reference_throughput: dict[str, dict] = field(default_factory=dict)
+    checkpoint: str | None = None  # trained weights, as stored (relative to the storage file or absolute)
+    attrs: dict[str, Any] = field(default_factory=dict, repr=False)  # every stored attribute
+
+    @property
+    def reference_images_per_s(self) -> float | None:
+        primary = next(iter(self.reference_throughput.values()), None)
+        return primary.get("images_per_s") if primary else None
+
+    @property
+    def images_per_s(self) -> float | None:
+        primary = next(iter(self.throughput.values()), None)
+        return primary.get("images_per_s") if primary else None
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("attrs")
+        return d
+
+    def knob_text(self) -> str:
+        if not (self.config or {}).get("stages"):
+            return " ".join(f"{k}={v}" for k, v in self.params.items())
+        return knob_text(self.config)
+
+
+def trial_record(t) -> TrialRecord:
+    """A record from an Optuna FrozenTrial."""
+    ua = t.user_attrs
+    state = t.state.name.lower()
+    values = t.values if t.values else None
+    cons = ua.get("constraints") or {}
+    feasible = None
+    if cons and ua.get("status") != "failed":  # a failed trial's feasibility is unknown
+        feasible = all(v <= 0 for v in cons.values())
+    status = ua.get("status")
+    reason = ua.get("reason")
+    if status is None:
+        status = {"complete": "ok", "fail": "failed", "running": "running"}.get(state, state)
+        if state == "fail":  # failed without a word: its worker stopped (heartbeat lost, killed)
+            reason = f"interrupted: its worker stopped{' while ' + ua['phase'] if ua.get('phase') else ''}"
+    dur = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start else None
+    return TrialRecord(
+        number=t.number, state=state, status=status, arch_id=ua.get("arch_id"),
+        accuracy=values[0] if values else ua.get("accuracy"),
+        ratio=values[1] if values else ua.get("ratio"),
+        feasible=feasible, reason=reason, params=dict(t.params), config=ua.get("config"),
+        cost=ua.get("cost"), throughput=ua.get("throughput") or {}, constraints=cons, train=ua.get("train"),
+        env=ua.get("env"), duplicate_of=ua.get("duplicate_of"), retry_of=ua.get("retry_of"), host=ua.get("host"),
+        duration_s=dur, row=ua.get("row"), label=ua.get("label"),
+        reference_throughput=ua.get("reference_throughput") or {}, checkpoint=ua.get("checkpoint"), attrs=dict(ua),
+    )
+
+
+def pareto_front(recs: list[TrialRecord]) -> list[TrialRecord]:
+    """Feasible, completed trials that no other dominates in (accuracy, ratio), one per arch,
+    fastest first."""
+    pts = [r for r in recs if r.state == "complete" and r.feasible is not False and r.accuracy is not None
+           and r.ratio is not None]
+    seen, uniq = set(), []
+    for r in sorted(pts, key=lambda r: r.number):
+        if r.arch_id not in seen:
+            seen.add(r.arch_id)
+            uniq.append(r)
+    front = [r for r in uniq if not any(o is not r and o.accuracy >= r.accuracy and o.ratio >= r.ratio
+                                        and (o.accuracy > r.accuracy or o.ratio > r.ratio) for o in uniq)]
+    return sorted(front, key=lambda r: -r.ratio)
+
+
+def status_counts(recs: list[TrialRecord]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in recs:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    return counts
+
+
+@dataclass
+class Summary:
+    """A study at a glance: counts per status, the feasible front and its best-accuracy member."""
+
+    records: list[TrialRecord]
+    front: list[TrialRecord]
+    counts: dict[str, int]
+
+    @property
+    def trials(self) -> int:
+        return len(self.records)
+
+    @property
+    def best(self) -> TrialRecord | None:
+        """The most accurate member of the feasible front (the same trial the front table shows)."""
+        return max(self.front, key=lambda r: r.accuracy, default=None)
+
+
+def summarize(recs: list[TrialRecord]) -> Summary:
+    return Summary(recs, pareto_front(recs), status_counts(recs))
+
+
+def to_dataframe(recs: list[TrialRecord]):
+    import pandas as pd  # only here: reading a study for the TUI must stay fast
+
+    rows = []
+    for r in recs:
+        row = {"number": r.number, "state": r.state, "status": r.status, "feasible": r.feasible,
+               "accuracy": r.accuracy, "ratio": r.ratio, "arch_id": r.arch_id, "reason": r.reason,
+               "knobs": r.knob_text(), "duplicate_of": r.duplicate_of, "retry_of": r.retry_of, "host": r.host,
+               "duration_s": r.duration_s}
+        if r.cost:
+            row.update({"params_m": r.cost.get("params_m"), "flops_m": r.cost.get("flops_m")})
+        for b, m in r.throughput.items():
+            row[f"{b}_images_per_s"] = m.get("images_per_s")
+            row[f"{b}_ratio"] = m.get("ratio_to_reference")
+            row[f"{b}_spread"] = m.get("spread")
+        for k, v in r.params.items():
+            row[f"param_{k}"] = v
+        for k, v in r.constraints.items():
+            row[f"constraint_{k}"] = v
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def measurement_attr(rec) -> dict:
+    """A throughput record as a user attr: JSON, without its environment (stored once per trial
+    or study, not once per record)."""
+    d = rec.to_dict()
+    d.pop("env", None)
+    return jsonable(d)
+
+
+def jsonable(obj: Any) -> Any:
+    """User attrs must be JSON: drop NaN/inf (JSON has none) and tuples."""
+    return json.loads(json.dumps(obj, default=str), parse_constant=lambda c: None)

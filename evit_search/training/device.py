@@ -1,0 +1,36 @@
+"""The training device: resolved from ``--device`` once, with its precision."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from ..errors import UserError
+
+
+def resolve_device(name: str | None) -> str:
+    """``auto`` (or None): the GPU when there is one, else the CPU. ``cuda`` without a GPU is a
+    user error, not a silent fall-back to hours of CPU training."""
+    name = (name or "auto").lower()
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cpu":
+        return "cpu"
+    if name == "cuda" or name.startswith("cuda:"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise UserError(f"--device={name}: no CUDA GPU on this machine; use --device cpu (or auto)")
+        index = name.partition(":")[2]
+        if index and (not index.isdigit() or int(index) >= count):
+            raise UserError(f"--device={name}: this machine has cuda:0 to cuda:{count - 1}")
+        return name
+    raise UserError(f"--device={name!r} is not one of auto, cpu, cuda, cuda:N")
+
+
+def autocast(device: str):
+    """Mixed precision on the GPU (fp16 autocast, with loss scaling in :func:`train`, as the
+    official recipe); full fp32 on the CPU, which keeps CPU runs bit-reproducible."""
+    if device.startswith("cuda"):
+        return torch.autocast("cuda", dtype=torch.float16)
+    return contextlib.nullcontext()
