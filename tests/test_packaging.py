@@ -1,0 +1,61 @@
+"""The built wheel works without the checkout: built-in spaces and the Table 6 rows are package
+data, found through importlib.resources."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """The wheel, built from this checkout and installed (without its dependencies, which this
+    environment has) into a folder of its own."""
+    tmp = tmp_path_factory.mktemp("wheel")
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                            str(tmp / "dist"), str(ROOT)], capture_output=True, text=True, timeout=600)
+    assert build.returncode == 0, build.stderr[-2000:]
+    wheel = next((tmp / "dist").glob("evit_search-*.whl"))
+    target = tmp / "site"
+    inst = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+                          capture_output=True, text=True, timeout=600)
+    assert inst.returncode == 0, inst.stderr[-2000:]
+    work = tmp / "elsewhere"  # outside the checkout: nothing can be found relative to it
+    work.mkdir()
+    return target, work
+
+
+def _cli(installed, *args):
+    target, work = installed
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    return subprocess.run([sys.executable, "-m", "evit_search", *args], capture_output=True, text=True, cwd=work,
+                          env=env, timeout=900)
+
+
+def test_the_wheel_is_what_runs(installed):
+    target, work = installed
+    out = subprocess.run([sys.executable, "-c", "import evit_search; print(evit_search.__file__)"], capture_output=True,
+                         text=True, cwd=work, env={**os.environ, "PYTHONPATH": str(target)})
+    assert out.stdout.strip().startswith(str(target)), out.stdout + out.stderr
+
+
+def test_run_tiny_space_from_the_wheel(installed):
+    out = _cli(installed, "run", "--space", "tiny", "--data", "synthetic", "--protocol", "proxy-fast", "--budget", "0.5x",
+               "--measure-seconds", "0.05", "--measure-rounds", "2", "--train-threads", "1", "--sampler", "random",
+               "--trials", "1", "--no-train-reference", "--storage", "s.db")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "feasible Pareto front" in out.stdout
+
+
+def test_ablate_table6_from_the_wheel(installed):
+    out = _cli(installed, "ablate", "table6", "--no-train", "--img-size", "32", "--backends", "torch-cpu", "--seconds",
+               "0.02", "--warmup", "0.02", "--rounds", "2", "--max-rounds", "2", "--no-suggest-depths",
+               "--storage", "a.db", "--reports", "rep")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Table 6" in out.stdout
