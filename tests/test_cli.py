@@ -56,3 +56,25 @@ def test_train_end_to_end_saves_a_loadable_checkpoint(tmp_path):
 def test_debug_shows_traceback():
     out = run("--debug", "train", "efficientvit_m9")
     assert out.returncode != 0 and "Traceback" in out.stderr
+
+
+@pytest.mark.parametrize("args,flag", [
+    (["run", "--budget", "1.25x", "--trials", "1", "--epochs", "0"], "--epochs"),
+    (["run", "--trials", "0"], "--trials"),
+    (["run", "--trials", "1", "--jobs", "0"], "--jobs"),
+    (["run", "--trials", "1", "--timeout", "-5"], "--timeout"),
+    (["run", "--trials", "1", "--measure-rounds", "0"], "--measure-rounds"),
+    (["run", "--trials", "1", "--per-class", "0"], "--per-class"),
+    (["train", "efficientvit_m0", "--train-threads", "0"], "--train-threads"),
+    (["bench", "table2", "--seconds", "0"], "--seconds"),
+    (["ablate", "table6", "--img-size", "0"], "--img-size"),
+    (["proxy-check", "--classes", "-1"], "--classes"),
+])
+def test_non_positive_counts_are_one_line_and_store_nothing(tmp_path, args, flag):
+    db = tmp_path / "s.db"
+    out = subprocess.run([sys.executable, "-m", "evit_search", *args, "--storage", str(db)] if args[0] in ("run", "ablate")
+                         else [sys.executable, "-m", "evit_search", *args], capture_output=True, text=True, timeout=300,
+                         cwd=tmp_path)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1 and flag in lines[0], out.stderr
+    assert "Traceback" not in out.stderr and not db.exists() and not (tmp_path / "runs").exists()

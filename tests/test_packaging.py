@@ -51,6 +51,7 @@ def test_run_tiny_space_from_the_wheel(installed):
                "--trials", "1", "--no-train-reference", "--storage", "s.db")
     assert out.returncode == 0, out.stderr[-3000:]
     assert "feasible Pareto front" in out.stdout
+    assert "Warning" not in out.stderr, out.stderr  # TorchScript's deprecation notes are not the user's business
 
 
 def test_ablate_table6_from_the_wheel(installed):

@@ -28,6 +28,7 @@ from .records import FINISHED, KIND_ATTR, Summary, TrialRecord, jsonable, summar
 from .urls import GRACE_S, HEARTBEAT_S, display_url, normalize_url, open_storage, storage_lock
 
 log = logging.getLogger(__name__)
+optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created..." is the CLI's to say, not Optuna's
 DIRECTIONS = ("maximize", "maximize")
 METRIC_NAMES = ("proxy_top1", "throughput_ratio")  # shown by optuna-dashboard
 # a trial's status decides its Optuna state: only ``ok`` has objective values
