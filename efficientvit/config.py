@@ -276,12 +276,31 @@ class EfficientViTConfig:
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def canonical_dict(self) -> dict[str, Any]:
-        """:meth:`to_dict` with the values that do not change the network normalised away."""
+        """:meth:`to_dict` with the values that do not change the network normalised away:
+
+        - Q kernels beyond ``num_heads`` (unused);
+        - ``window_size`` above the stage's resolution (attention then covers the whole map: the
+          effective window is ``min(window_size, resolution)``);
+        - ``key_dim`` with ``qkv='uniform'`` (Q and K get C/h);
+        - every attention field of a stage without blocks (``depth=0``): such a stage is only its
+          subsample (dim and ffn_ratio);
+        - ``cascade`` with ``attention='mhsa'`` (MHSA has no cascade).
+        """
         d = self.to_dict()
+        resolutions = self.stage_resolutions()
         for i, s in enumerate(d["stages"]):
-            s["kernels"] = s["kernels"][: self.stages[i].num_heads]  # unused entries
+            st = self.stages[i]
+            s["kernels"] = s["kernels"][: st.num_heads]
             s["v_ratio"] = float(s["v_ratio"])
             s["ffn_ratio"] = float(s["ffn_ratio"])
+            s["window_size"] = min(st.window_size, resolutions[i])
+            if self.qkv == "uniform":
+                s["key_dim"] = None
+            if st.depth == 0:
+                for k in ("num_heads", "key_dim", "v_ratio", "window_size", "kernels", "n_ffn"):
+                    s[k] = None
+        if self.attention == "mhsa":
+            d["cascade"] = None
         return d
 
 

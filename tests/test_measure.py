@@ -191,8 +191,12 @@ def test_worker_process_uses_the_tuned_allocator():
     assert rec.env["allocator"] == "glibc (mmap/trim thresholds raised)"
 
 
+def _lock(kind):
+    return hostlock.measuring() if kind == "measuring" else hostlock.working("test work")
+
+
 def _hold(kind, started, seconds):
-    with getattr(hostlock, kind)():
+    with _lock(kind):
         started.set()
         time.sleep(seconds)
 
@@ -206,7 +210,7 @@ def _seconds_behind(held: str, then: str, hold_s: float) -> float:
     try:
         assert started.wait(30)
         t0 = time.monotonic()
-        with getattr(hostlock, then)():
+        with _lock(then):
             pass
         return time.monotonic() - t0
     finally:
@@ -214,13 +218,30 @@ def _seconds_behind(held: str, then: str, hold_s: float) -> float:
 
 
 def test_measurement_lock_makes_a_second_process_wait():
-    assert _seconds_behind("measuring", "training", 1.5) > 0.8  # training waits for a measurement
-    assert _seconds_behind("training", "measuring", 1.5) > 0.8  # and a measurement for training
+    assert _seconds_behind("measuring", "working", 1.5) > 0.8  # heavy work waits for a measurement
+    assert _seconds_behind("working", "measuring", 1.5) > 0.8  # and a measurement for heavy work
     assert _seconds_behind("measuring", "measuring", 1.5) > 0.8
 
 
-def test_trainers_share_the_lock():
-    assert _seconds_behind("training", "training", 2.0) < 1.0
+def test_heavy_work_shares_the_lock():
+    assert _seconds_behind("working", "working", 2.0) < 1.0
+
+
+def test_a_wait_says_for_whom(caplog):
+    """The process that waits is told who holds the lock: pid and command."""
+    ctx = mp.get_context("spawn")
+    started = ctx.Event()
+    p = ctx.Process(target=_hold, args=("measuring", started, 1.0))
+    p.start()
+    try:
+        assert started.wait(30)
+        with caplog.at_level("WARNING", logger="evit_search.hostlock"), hostlock.working("training"):
+            pass
+    finally:
+        p.join()
+    (msg,) = [r.getMessage() for r in caplog.records]
+    assert msg.startswith("waiting for the host lock (training) held by pid ") and f"pid {p.pid} " in msg
+    assert ": measuring throughput" in msg
 
 
 @pytest.mark.slow

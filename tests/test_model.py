@@ -172,3 +172,33 @@ def test_stage_config_is_frozen():
 
     with pytest.raises(FrozenInstanceError):
         s.dim = 32
+
+
+@pytest.mark.parametrize("a,b", [
+    # a stage without blocks has no attention: its heads, key dim and kernels do not matter
+    (dict(depth=(1, 0, 1), num_heads=(4, 4, 4)), dict(depth=(1, 0, 1), num_heads=(4, 2, 4), key_dim=(16, 8, 16))),
+    # Q and K get C/h with the uniform allocation: key_dim is unused
+    (dict(qkv="uniform", key_dim=16), dict(qkv="uniform", key_dim=8)),
+    # a window at least the stage's resolution covers the whole map (64 px: stages of 4, 2, 1)
+    (dict(window_size=7), dict(window_size=(7, 4, 2))),
+    # MHSA has no cascade
+    (dict(attention="mhsa", cascade=True), dict(attention="mhsa", cascade=False)),
+])
+def test_equivalent_configs_share_an_arch_id_and_outputs(a, b):
+    base = efficientvit.get_config("efficientvit_m0", img_size=64)
+    ca, cb = base.with_overrides(**a).validate(), base.with_overrides(**b).validate()
+    assert ca != cb and ca.arch_id() == cb.arch_id()
+    x = torch.randn(2, 3, 64, 64)
+    outs = []
+    for cfg in (ca, cb):
+        torch.manual_seed(0)
+        outs.append(efficientvit.build(cfg).eval()(x))
+    assert torch.equal(outs[0], outs[1])
+
+
+def test_configs_that_build_different_networks_have_different_ids():
+    base = efficientvit.get_config("efficientvit_m0", img_size=64)
+    ids = {base.arch_id(), base.with_overrides(key_dim=8).arch_id(), base.with_overrides(window_size=1).arch_id(),
+           base.with_overrides(depth=(1, 0, 1), ffn_ratio=(2.0, 3.0, 2.0)).arch_id(),
+           base.with_overrides(depth=(1, 0, 1)).arch_id(), base.with_overrides(cascade=False).arch_id()}
+    assert len(ids) == 6

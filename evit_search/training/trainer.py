@@ -169,7 +169,7 @@ def train(cfg: EfficientViTConfig, bundle: DataBundle, protocol: Protocol, seed:
         gen = _seed_all(seed * 100_003 + epoch)
         perm = torch.randperm(len(data.train_y), generator=gen)
         t_epoch = time.perf_counter()
-        with hostlock.training() if lock else contextlib.nullcontext(0.0):
+        with hostlock.working("training") if lock else contextlib.nullcontext(0.0):
             model.train()
             loss_sum, n_seen = 0.0, 0
             for step in range(steps_per_epoch):
