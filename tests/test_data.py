@@ -95,7 +95,7 @@ def test_imagefolder_with_subsets(tmp_path):
                 Image.fromarray(np.full((40, 60, 3), 50 * i, dtype=np.uint8)).save(d / f"{i}.png")
     b = load_dataset(f"imagefolder:{tmp_path}")
     assert b.train_x.shape == (9, 3, 224, 224) and b.val_x.shape[0] == 3 and b.num_classes == 3
-    from evit_search.training.data import load_imagefolder
+    from evit_search.training.imagefolder import load_imagefolder
 
     small = load_imagefolder(str(tmp_path), resolution=32, max_classes=2, per_class=2)
     assert small.train_x.shape == (4, 3, 32, 32) and small.num_classes == 2 and set(small.train_y.tolist()) == {0, 1}
