@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from evit_search.errors import DataError
-from evit_search.training.data import load_dataset, make_synthetic, read_idx, resize_bundle, subset
+from evit_search.training.data import FASHION_CLASSES, load_dataset, make_synthetic, read_idx, resize_bundle, subset
 
 
 def write_idx(path, arr: np.ndarray, compress=True):
@@ -35,6 +35,7 @@ def test_fashion_mnist_from_idx(fashion_dir):
     assert b.train_x.shape == (30, 1, 28, 28) and b.val_x.shape == (10, 1, 28, 28)
     assert b.num_classes == 10 and b.in_chans == 1
     assert b.train_y.tolist() == [i % 10 for i in range(30)]
+    assert b.class_names == FASHION_CLASSES and b.class_names[0] == "T-shirt/top" and b.class_names[9] == "Ankle boot"
     expected = b.train_x.float().div(255)
     assert b.mean[0] == pytest.approx(float(expected.mean()), abs=1e-4)  # the dataset's own statistics
     assert b.std[0] == pytest.approx(float(expected.std()), abs=1e-3)
@@ -95,10 +96,12 @@ def test_imagefolder_with_subsets(tmp_path):
                 Image.fromarray(np.full((40, 60, 3), 50 * i, dtype=np.uint8)).save(d / f"{i}.png")
     b = load_dataset(f"imagefolder:{tmp_path}")
     assert b.train_x.shape == (9, 3, 224, 224) and b.val_x.shape[0] == 3 and b.num_classes == 3
+    assert b.class_names == ("ant", "bee", "cat")
     from evit_search.training.imagefolder import load_imagefolder
 
     small = load_imagefolder(str(tmp_path), resolution=32, max_classes=2, per_class=2)
     assert small.train_x.shape == (4, 3, 32, 32) and small.num_classes == 2 and set(small.train_y.tolist()) == {0, 1}
+    assert small.class_names == ("ant", "bee")
 
 
 def test_imagefolder_errors(tmp_path):
@@ -109,10 +112,17 @@ def test_imagefolder_errors(tmp_path):
         load_dataset(f"imagefolder:{tmp_path}")
 
 
+def test_describe_states_stored_and_trained_size():
+    b = make_synthetic(n_train=8, n_val=4, resolution=28)
+    assert b.describe() == "synthetic: 8 train / 4 val, 4 classes, 1x28x28"
+    assert b.describe(64) == "synthetic: 8 train / 4 val, 4 classes, stored 1x28x28, trained at 1x64x64"
+    assert resize_bundle(b, 64).describe().endswith("stored 1x28x28, trained at 1x64x64")  # a prepared bundle knows
+
+
 def test_digits_fixed_split():
     a, b = load_dataset("digits"), load_dataset("digits")
     assert torch.equal(a.val_y, b.val_y) and len(a.train_y) + len(a.val_y) == 1797
-    assert a.train_x.shape[1:] == (1, 8, 8)
+    assert a.train_x.shape[1:] == (1, 8, 8) and a.class_names == tuple("0123456789")
 
 
 def test_synthetic_is_deterministic():
@@ -130,5 +140,6 @@ def test_subset_and_resize():
     s = subset(b, max_classes=2, per_class=5, val_per_class=3)
     assert s.num_classes == 2 and len(s.train_y) == 10 and len(s.val_y) == 6
     assert torch.bincount(s.train_y).tolist() == [5, 5]
+    assert s.class_names is None  # synthetic gratings have no names
     r = resize_bundle(s, 64)
     assert r.train_x.shape[-2:] == (64, 64) and r.train_x.dtype == torch.uint8

@@ -20,6 +20,9 @@ class DataBundle:
     num_classes: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    # label i's name, saved with a checkpoint so its outputs can be read; None where the data has none
+    class_names: tuple[str, ...] | None = None
+    stored_resolution: int | None = None  # the size as loaded, once resize_bundle has changed it
 
     @property
     def in_chans(self) -> int:
@@ -29,9 +32,15 @@ class DataBundle:
     def resolution(self) -> int:
         return int(self.train_x.shape[-1])
 
-    def describe(self) -> str:
-        return (f"{self.name}: {len(self.train_y)} train / {len(self.val_y)} val, {self.num_classes} classes, "
-                f"{self.in_chans}x{self.resolution}x{self.resolution}")
+    def describe(self, img_size: int | None = None) -> str:
+        """One line: sizes and classes, and the resolution it trains at (``img_size``, or the
+        resized one) beside the stored one when they can differ."""
+        stored = self.stored_resolution or self.resolution
+        trained = img_size or self.resolution
+        c = self.in_chans
+        size = (f"stored {c}x{stored}x{stored}, trained at {c}x{trained}x{trained}"
+                if img_size or trained != stored else f"{c}x{stored}x{stored}")
+        return f"{self.name}: {len(self.train_y)} train / {len(self.val_y)} val, {self.num_classes} classes, {size}"
 
 
 def _stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -41,18 +50,19 @@ def _stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return tuple(round(float(v), 4) for v in mean), tuple(round(float(v), 4) for v in std)
 
 
-def make_bundle(name, train_x, train_y, val_x, val_y, num_classes) -> DataBundle:
+def make_bundle(name, train_x, train_y, val_x, val_y, num_classes, class_names=None) -> DataBundle:
     """A bundle whose normalisation statistics are computed on its train split."""
     mean, std = _stats(train_x)
+    names = tuple(class_names) if class_names is not None else None
     return DataBundle(name, train_x.contiguous(), train_y.long(), val_x.contiguous(), val_y.long(), num_classes,
-                      mean, std)
+                      mean, std, names)
 
 
 def fixed_split(x: torch.Tensor, y: torch.Tensor, val_fraction: float, seed: int = 0):
     """A fixed (seeded, stratification-free) train/val split for datasets without one."""
     g = torch.Generator().manual_seed(seed)
     perm = torch.randperm(len(y), generator=g)
-    n_val = max(1, int(round(len(y) * val_fraction)))
+    n_val = max(1, round(len(y) * val_fraction))
     return x[perm[n_val:]], y[perm[n_val:]], x[perm[:n_val]], y[perm[:n_val]]
 
 

@@ -2,8 +2,8 @@
 
 ``fashion-mnist`` (default), ``cifar10``, ``cifar100``, ``imagefolder:PATH``, ``digits`` and
 ``synthetic``. Every loader returns a :class:`DataBundle` with train and val splits as uint8
-tensors (N, C, H, W) and the dataset's own normalisation statistics (computed on the train split).
-CIFAR and user folders have their own modules (``cifar``,
+tensors (N, C, H, W), the dataset's own normalisation statistics (computed on the train split) and
+its class names where it has them. CIFAR and user folders have their own modules (``cifar``,
 ``imagefolder``); the record and what loaders share are in ``bundle``.
 
 Grey datasets stay 1-channel: the candidate is built with ``in_chans=1`` (its stem's first conv
@@ -35,6 +35,9 @@ FASHION_FILES = {
     "val_labels": "t10k-labels-idx1-ubyte",
 }
 FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+# label order of the IDX files (Xiao et al. 2017, the dataset's README)
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                   "Ankle boot")
 
 
 # --------------------------------------------------------------------------- IDX (Fashion-MNIST)
@@ -78,7 +81,7 @@ def load_fashion_mnist(root: str | None = None) -> DataBundle:
             ty = torch.from_numpy(read_idx(files["train_labels"]).astype(np.int64))
             vx = torch.from_numpy(read_idx(files["val_images"]).copy())[:, None]
             vy = torch.from_numpy(read_idx(files["val_labels"]).astype(np.int64))
-            return make_bundle("fashion-mnist", tx, ty, vx, vy, 10)
+            return make_bundle("fashion-mnist", tx, ty, vx, vy, 10, FASHION_CLASSES)
     raise DataError(
         "fashion-mnist not found in " + ", ".join(str(r) for r in tried)
         + "; install it with `apt-get install dataset-fashion-mnist` (Debian/Ubuntu), or on a machine that is online "
@@ -110,7 +113,7 @@ def load_digits() -> DataBundle:
     x = torch.from_numpy((d.images * (255.0 / 16.0)).round().astype(np.uint8))[:, None]
     y = torch.from_numpy(d.target.astype(np.int64))
     tx, ty, vx, vy = fixed_split(x, y, 0.2)
-    return make_bundle("digits", tx, ty, vx, vy, 10)
+    return make_bundle("digits", tx, ty, vx, vy, 10, tuple(str(i) for i in range(10)))
 
 
 def make_synthetic(n_train: int = 512, n_val: int = 128, num_classes: int = 4, resolution: int = 32,
@@ -180,7 +183,8 @@ def subset(bundle: DataBundle, max_classes: int | None = None, per_class: int | 
     tx, ty = keep(bundle.train_x, bundle.train_y, per_class)
     vx, vy = keep(bundle.val_x, bundle.val_y, val_per_class)
     n = min(bundle.num_classes, max_classes) if max_classes else bundle.num_classes
-    return replace(bundle, train_x=tx, train_y=ty, val_x=vx, val_y=vy, num_classes=n)
+    names = bundle.class_names[:n] if bundle.class_names is not None else None
+    return replace(bundle, train_x=tx, train_y=ty, val_x=vx, val_y=vy, num_classes=n, class_names=names)
 
 
 def resize_bundle(bundle: DataBundle, resolution: int) -> DataBundle:
@@ -196,4 +200,5 @@ def resize_bundle(bundle: DataBundle, resolution: int) -> DataBundle:
             out.append(y.round_().clamp_(0, 255).to(torch.uint8))
         return torch.cat(out) if out else x
 
-    return replace(bundle, train_x=rs(bundle.train_x), val_x=rs(bundle.val_x))
+    return replace(bundle, train_x=rs(bundle.train_x), val_x=rs(bundle.val_x),
+                   stored_resolution=bundle.stored_resolution or bundle.resolution)

@@ -63,4 +63,4 @@ def load_imagefolder(path: str, resolution: int = 224, max_classes: int | None =
         vx, vy = read(val_dir, val_per_class)
     else:
         tx, ty, vx, vy = fixed_split(tx, ty, 0.1)
-    return make_bundle(f"imagefolder:{root.name}", tx, ty, vx, vy, len(classes))
+    return make_bundle(f"imagefolder:{root.name}", tx, ty, vx, vy, len(classes), classes)
