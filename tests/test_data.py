@@ -1,6 +1,7 @@
 """Every loader on small fixtures written by the tests."""
 
 import gzip
+import logging
 import pickle
 import struct
 
@@ -58,26 +59,86 @@ def test_idx_rejects_garbage(tmp_path):
         read_idx(p)
 
 
-def test_cifar10_pickle_folder(tmp_path):
+CIFAR10_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def write_pickle(path, d, byte_keys=False):
+    """A pickled dict, its keys as bytes where Python 3 re-saved a batch read with encoding='bytes'."""
+    with open(path, "wb") as f:
+        pickle.dump({k.encode() if byte_keys else k: v for k, v in d.items()}, f)
+
+
+def cifar10_dir(tmp_path, byte_keys=False, meta=True):
     d = tmp_path / "cifar-10-batches-py"
     d.mkdir()
     rng = np.random.default_rng(0)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        with open(d / name, "wb") as f:
-            pickle.dump({"data": rng.integers(0, 255, (4, 3072), dtype=np.uint8), "labels": [0, 1, 2, 9]}, f)
+    for name in CIFAR10_FILES:
+        batch = {"data": rng.integers(0, 255, (4, 3072), dtype=np.uint8), "labels": [0, 1, 2, 9]}
+        write_pickle(d / name, batch, byte_keys)
+    if meta:
+        names = [n.encode() for n in CIFAR10_NAMES] if byte_keys else CIFAR10_NAMES
+        write_pickle(d / "batches.meta", {"label_names": names, "num_vis": 3072}, byte_keys)
+    return d
+
+
+@pytest.mark.parametrize("byte_keys", [False, True], ids=["str-keys", "bytes-keys"])
+def test_cifar10_pickle_folder(tmp_path, byte_keys):
+    cifar10_dir(tmp_path, byte_keys)
     b = load_dataset("cifar10", str(tmp_path))
     assert b.train_x.shape == (20, 3, 32, 32) and b.val_x.shape == (4, 3, 32, 32) and b.num_classes == 10
-    assert len(b.mean) == 3
+    assert len(b.mean) == 3 and b.train_y.tolist()[:4] == [0, 1, 2, 9]
+    assert b.class_names == tuple(CIFAR10_NAMES)
+    assert subset(b, max_classes=3).class_names == ("airplane", "automobile", "bird")  # names follow --classes
 
 
-def test_cifar100_pickle_folder(tmp_path):
+@pytest.mark.parametrize("byte_keys", [False, True], ids=["str-keys", "bytes-keys"])
+def test_cifar100_pickle_folder(tmp_path, byte_keys):
     d = tmp_path / "cifar-100-python"
     d.mkdir()
     for name, n in (("train", 6), ("test", 3)):
-        with open(d / name, "wb") as f:
-            pickle.dump({"data": np.zeros((n, 3072), dtype=np.uint8), "fine_labels": list(range(n))}, f)
+        write_pickle(d / name, {"data": np.zeros((n, 3072), dtype=np.uint8), "fine_labels": list(range(n)),
+                                "coarse_labels": [0] * n}, byte_keys)
+    names = [f"c{i}" for i in range(100)]
+    write_pickle(d / "meta", {"fine_label_names": [n.encode() for n in names] if byte_keys else names}, byte_keys)
     b = load_dataset("cifar100", str(tmp_path))
-    assert b.num_classes == 100 and len(b.train_y) == 6
+    assert b.num_classes == 100 and len(b.train_y) == 6 and b.class_names == tuple(names)
+
+
+def test_cifar_without_meta_warns_that_no_names_are_saved(tmp_path, caplog):
+    cifar10_dir(tmp_path, meta=False)
+    with caplog.at_level(logging.WARNING):
+        b = load_dataset("cifar10", str(tmp_path))
+    assert b.class_names is None
+    assert "no batches.meta, so no class names are saved with the checkpoint" in caplog.text
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[:1000])
+
+
+def _garble(path):
+    path.write_bytes(b"\x80\x04not a pickle at all" * 8)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (_truncate, "data_batch_3: not a readable pickle"),
+    (_garble, "data_batch_3: not a readable pickle"),
+    (lambda p: write_pickle(p, {"data": np.zeros((2, 3072), np.uint8)}),
+     "data_batch_3: no 'labels' key (it has 'data')"),
+    (lambda p: write_pickle(p, {"data": np.zeros((2, 3000), np.uint8), "labels": [0, 1]}),
+     "data_batch_3: 'data' is not rows of 3072 bytes (3x32x32)"),
+    (lambda p: write_pickle(p, {"data": np.zeros((2, 3072), np.uint8), "labels": [0]}),
+     "data_batch_3: 2 images but 1 labels"),
+    (lambda p: write_pickle(p, {"data": np.zeros((2, 3072), np.uint8), "labels": [0, 10]}),
+     "data_batch_3: label 10 is outside 0..9"),
+    (lambda p: p.write_bytes(pickle.dumps([1, 2, 3])), "data_batch_3: holds a list, not the dict of a CIFAR batch"),
+], ids=["truncated", "garbage", "no-labels", "bad-shape", "count-mismatch", "label-range", "not-a-dict"])
+def test_cifar_bad_batch_is_one_line_naming_the_file(tmp_path, damage, message):
+    damage(cifar10_dir(tmp_path) / "data_batch_3")
+    with pytest.raises(DataError) as e:
+        load_dataset("cifar10", str(tmp_path))
+    assert message in str(e.value) and "\n" not in str(e.value)
 
 
 def test_cifar_missing(tmp_path):

@@ -66,6 +66,13 @@ def fixed_split(x: torch.Tensor, y: torch.Tensor, val_fraction: float, seed: int
     return x[perm[n_val:]], y[perm[n_val:]], x[perm[:n_val]], y[perm[:n_val]]
 
 
+def name_some(names, most: int = 5) -> str:
+    """``'a', 'b' and 3 more``: a list of names that keeps a message on one line."""
+    names = list(names)
+    shown = ", ".join(repr(n) for n in names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
 def data_roots(explicit: str | os.PathLike | None = None) -> list[Path]:
     """Where datasets are looked for, in order."""
     roots = []
