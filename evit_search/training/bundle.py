@@ -1,5 +1,8 @@
 """The record every loader returns (:class:`DataBundle`) and the small helpers they share: the
-dataset's own statistics, a fixed split for data without a validation set, the folders searched."""
+dataset's own statistics, a fixed split for data without a validation set, the folders searched.
+
+A loader's warnings (data it leaves out, a split it makes up) go to ``logging`` as one line each:
+the command line shows them on stderr before training starts, and library callers can route them."""
 
 from __future__ import annotations
 
