@@ -52,7 +52,8 @@ def run_train(args) -> int:
     cfg = load_model_or_config(args.model)
     device, protocol, bundle = training_inputs(args)
     name = Path(args.model).stem if not args.model.startswith("efficientvit") else args.model
-    console.print(f"training {name} on {bundle.describe()} with protocol {protocol.name} ({protocol.description}) on {device}")
+    console.print(f"training {name} on {bundle.describe(protocol.img_size)} with protocol {protocol.name} "
+                  f"({protocol.description}) on {device}")
     with progress() as prog:
         tp = TrainProgress(prog, name)
         result = train(cfg, bundle, protocol, seed=args.seed, checkpoint_dir=args.checkpoint_dir,
@@ -61,7 +62,9 @@ def run_train(args) -> int:
         console.print(f"[red]training failed:[/] {result.reason}")
         return 1
     out = Path(args.out or f"checkpoints/{name}-{protocol.name}-{args.data.replace(':', '_').replace('/', '_')}.pt")
-    save_model(out, result.model, result.config, {"result": result.to_dict()})
+    # the names of the outputs, in label order, so the checkpoint can be read without the dataset
+    names = list(bundle.class_names) if bundle.class_names is not None else None
+    save_model(out, result.model, result.config, {"result": result.to_dict(), "class_names": names})
     console.print(f"top-1 {result.top1:.2f}%  top-5 {result.top5:.2f}%  in {result.wall_s:.0f} s "
                   f"({result.train_images_per_s:.0f} train img/s); saved {out} (efficientvit.load_model reads it)")
     return 0
