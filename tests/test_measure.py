@@ -1,6 +1,7 @@
 """Measurement layer: records, statistics, failures, the host lock, the bench command."""
 
 import multiprocessing as mp
+import os
 import subprocess
 import sys
 import time
@@ -25,8 +26,13 @@ def tiny_spec(label="m0", **kw):
 
 def test_stats_maths():
     assert spread([100, 110, 105]) == pytest.approx(0.10)
-    assert median_ci(list(range(20))) == (5.0, 14.0)  # textbook 95 % interval: x(6), x(15)
-    assert median_ci([3, 1, 2]) == (1.0, 3.0)  # too few values: the whole range
+    lo, hi, cov = median_ci(list(range(20)))
+    assert (lo, hi) == (5.0, 14.0) and cov == pytest.approx(0.9586, abs=1e-4)  # textbook 95 % interval: x(6), x(15)
+    # too few values for 95 %: the whole range, with the coverage it really has
+    assert median_ci([3, 1, 2]) == (1.0, 3.0, pytest.approx(0.75))
+    assert median_ci([1, 2, 3, 4])[2] == pytest.approx(0.875)
+    assert median_ci([1, 2, 3, 4, 5])[2] == pytest.approx(0.9375)
+    assert median_ci(list(range(6)))[2] == pytest.approx(0.96875)  # 6 rounds: the fewest for a 95 % claim
     assert relative_ci_width([10.0] * 9) == 0.0
     assert paired_ratio([2, 4, 6], [1, 2, 0]) == [2.0, 2.0]  # a zero reference is dropped, not divided by
     assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
@@ -292,3 +298,118 @@ def test_backends_that_cannot_run_here_are_named_before_anything_runs(tmp_path):
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip().startswith("evit-search bench: error: --backends: cuda: no CUDA GPU on this machine")
     assert list(tmp_path.iterdir()) == []  # no empty report
+
+
+
+class _Scripted:
+    """A backend whose segments return scripted images/s (no timing): the stopping rule alone."""
+
+    name = "torch-cpu"
+    sync = None
+
+    def __init__(self, settings, script):
+        self.settings, self.script = settings, script
+
+    @classmethod
+    def unavailable(cls):
+        return None
+
+    def activate(self):
+        pass
+
+    def prepare(self, spec):
+        from evit_search.measure.backends import Prepared
+
+        values = iter(self.script[spec.label])
+        return Prepared(run=lambda: None, batch=1, enter=None, exit=None), values
+
+
+def _scripted_session(monkeypatch, script, settings, clock_step=0.0):
+    """Run the real session loop over ``script`` ({label: [warm-up, round 1, round 2, ...]})."""
+    from evit_search.measure import session as sess
+
+    current = {}
+
+    class Backend(_Scripted):
+        def __init__(self, s):
+            super().__init__(s, script)
+
+        def prepare(self, spec):
+            prepared, values = super().prepare(spec)
+            current[id(prepared)] = values
+            return prepared
+
+    monkeypatch.setattr(sess, "_segment", lambda prepared, backend, seconds: next(current[id(prepared)]))
+    t = [0.0]
+
+    def clock():
+        t[0] += clock_step
+        return t[0]
+
+    monkeypatch.setattr(sess, "clock", clock)
+    specs = [ModelSpec(label) for label in script]
+    return sess._session(specs, ["torch-cpu"], settings, "ref", lambda e: None, classes={"torch-cpu": Backend})
+
+
+def test_stopping_rule_stops_when_every_interval_is_narrow(monkeypatch):
+    steady = {"ref": [100.0] * 20, "cand": [150.0] * 20}
+    recs = _scripted_session(monkeypatch, steady, Settings(min_rounds=6, max_rounds=12, target_ci=0.03))
+    assert [r.rounds for r in recs] == [6, 6]  # narrow at once: the minimum
+    assert recs[1].ratio_to_reference == pytest.approx(1.5) and recs[1].ci_coverage == pytest.approx(0.96875)
+
+
+def test_stopping_rule_adds_rounds_while_noisy_up_to_the_maximum(monkeypatch):
+    noisy = {"ref": [100.0] + [80.0, 120.0] * 10, "cand": [150.0] * 21}
+    recs = _scripted_session(monkeypatch, noisy, Settings(min_rounds=6, max_rounds=12, target_ci=0.03))
+    assert [r.rounds for r in recs] == [12, 12]
+
+
+def test_stopping_rule_respects_the_time_cap(monkeypatch):
+    noisy = {"ref": [100.0] + [80.0, 120.0] * 10, "cand": [150.0] * 21}
+    recs = _scripted_session(monkeypatch, noisy, Settings(min_rounds=6, max_rounds=12, target_ci=0.03, time_cap_s=50),
+                             clock_step=100.0)  # each round "takes" 100 s
+    assert [r.rounds for r in recs] == [6, 6]  # past the cap after the minimum: no more rounds
+
+
+def test_a_reference_that_fails_mid_session_leaves_no_ratio(monkeypatch):
+    def failing():
+        yield 100.0  # warm-up
+        yield 100.0
+        yield 101.0
+        raise RuntimeError("out of memory in round 3")
+
+    script = {"ref": failing(), "cand": iter([150.0] * 20)}
+    recs = _scripted_session(monkeypatch, script, Settings(min_rounds=6, max_rounds=6))
+    ref, cand = recs
+    assert ref.status == "failed" and "out of memory in round 3" in ref.reason
+    assert cand.status == "ok" and cand.ratio_to_reference is None  # never a ratio to a partial reference
+
+
+def test_a_worker_that_floods_stderr_does_not_deadlock(tmp_path, monkeypatch):
+    """A worker writing 1 MB to stderr (far more than a pipe buffer) before its result."""
+    from evit_search.measure import runner
+
+    (tmp_path / "loud_worker.py").write_text(
+        "import json, sys\n"
+        "sys.stderr.write('x' * 1_000_000)\n"
+        "sys.stderr.flush()\n"
+        "print(json.dumps({'event': 'done', 'records': []}), flush=True)\n")
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}:{os.environ.get('PYTHONPATH', '')}")
+    monkeypatch.setattr(runner, "WORKER_MODULE", "loud_worker")
+    t0 = time.monotonic()
+    assert runner.measure([tiny_spec()], ["torch-cpu"], TINY) == []
+    assert time.monotonic() - t0 < 60
+
+
+def test_stale_measurement_folders_of_dead_processes_are_removed(tmp_path):
+    from evit_search.measure.runner import TMP_PREFIX, clean_stale_folders
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f"{TMP_PREFIX}{dead.pid}-abc"
+    alive = tmp_path / f"{TMP_PREFIX}{os.getpid()}-def"
+    other = tmp_path / f"{TMP_PREFIX}notapid"
+    for d in (stale, alive, other):
+        d.mkdir()
+    assert clean_stale_folders(str(tmp_path)) == [stale]
+    assert not stale.exists() and alive.exists() and other.exists()

@@ -34,7 +34,7 @@ class Settings:
     channels_last: bool = False
     seconds: float = 2.0  # per timed segment
     warmup_s: float = 2.0
-    min_rounds: int = 5
+    min_rounds: int = 6  # the fewest whose median interval covers 95 % (stats.MIN_ROUNDS_95)
     max_rounds: int = 15
     target_ci: float = 0.03
     time_cap_s: float = 600.0
@@ -58,6 +58,7 @@ class ThroughputRecord:
     images_per_s_max: float | None = None
     images_per_s_ci_low: float | None = None
     images_per_s_ci_high: float | None = None
+    ci_coverage: float | None = None  # the real coverage of both intervals (order statistics; 95 % needs >= 6 rounds)
     spread: float | None = None  # max/min - 1 over rounds
     rounds: int = 0
     samples_images_per_s: list[float] = field(default_factory=list)

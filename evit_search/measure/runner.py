@@ -1,10 +1,17 @@
-"""Parent side of throughput measurement: runs :mod:`evit_search.throughput` in a worker process
-whose allocator is set up for honest timing, shows progress, returns records."""
+"""Parent side of throughput measurement: runs :mod:`evit_search.measure.session` in a worker
+process whose allocator is set up for honest timing, passes its events on, returns records.
+
+The worker dies with its parent (``PR_SET_PDEATHSIG`` on Linux), so a killed search never leaves
+a timing process behind holding the host lock; its temporary folder carries the parent's pid, and
+the next measurement on the host removes folders whose owner is gone."""
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -17,6 +24,31 @@ from .backends import BACKEND_CLASSES
 from .records import BACKENDS, ModelSpec, Settings, ThroughputRecord
 
 Listener = Callable[[dict], None]
+WORKER_MODULE = "evit_search.measure.session"  # run with -m in the measuring process
+TMP_PREFIX = "evit-measure-"
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: be killed when the parent dies (Linux prctl PR_SET_PDEATHSIG)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except OSError:  # not Linux: a killed parent's worker finishes its session and exits
+        pass
+
+
+def clean_stale_folders(tmp_root: str | None = None) -> list[Path]:
+    """Remove measurement folders left by processes that are gone (a parent killed with -9)."""
+    removed = []
+    for d in Path(tmp_root or tempfile.gettempdir()).glob(f"{TMP_PREFIX}*"):
+        try:
+            pid = int(d.name[len(TMP_PREFIX):].split("-")[0])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+        except (ValueError, PermissionError, OSError):
+            continue  # not ours, or alive
+    return removed
 
 
 def worker_env() -> dict[str, str]:
@@ -71,27 +103,33 @@ def measure(specs: list[ModelSpec], backends: Iterable[str] = ("torch-cpu",), se
         raise UserError(f"reference {reference!r} is not among the measured models")
     job = {"specs": [s.to_dict() for s in specs], "backends": backends,
            "settings": settings.to_dict(), "reference": reference}
-    with tempfile.TemporaryDirectory(prefix="evit-measure-") as tmp:
+    clean_stale_folders()
+    with tempfile.TemporaryDirectory(prefix=f"{TMP_PREFIX}{os.getpid()}-") as tmp:
         job_path = Path(tmp) / "job.json"
         job_path.write_text(json.dumps(job))
-        proc = subprocess.Popen([sys.executable, "-m", "evit_search.measure.session", str(job_path)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=worker_env())
-        done = None
-        error = None
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a library printing to stdout; the events are JSON lines
-            if event.get("event") == "done":
-                done = event
-            elif event.get("event") == "error":
-                error = event
-            if listener:
-                listener(event)
-        stderr = proc.stderr.read() if proc.stderr else ""
-        proc.wait()
+        # stderr goes to a file: a worker that writes more than a pipe holds (exporter warnings, a
+        # long traceback) must never block while it holds the exclusive host lock
+        with open(Path(tmp) / "stderr.txt", "w+") as err:
+            proc = subprocess.Popen([sys.executable, "-m", WORKER_MODULE, str(job_path)], stdout=subprocess.PIPE,
+                                    stderr=err, text=True, env=worker_env(),
+                                    preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+            done = None
+            error = None
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                try:
+                    event = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a library printing to stdout; the events are JSON lines
+                if event.get("event") == "done":
+                    done = event
+                elif event.get("event") == "error":
+                    error = event
+                if listener:
+                    listener(event)
+            proc.wait()
+            err.seek(0)
+            stderr = err.read()
     if done is None:
         why = error["reason"] if error else (stderr.strip().splitlines() or ["no output"])[-1]
         raise MeasurementError(f"measurement worker failed (exit {proc.returncode}): {why}")
