@@ -14,7 +14,8 @@ TINY_CFG = efficientvit.get_config("efficientvit_m0").with_overrides(dim=(16, 32
                                                                      depth=(1, 1, 1), kernels=(3, 3, 3, 3))
 DATA = make_synthetic(n_train=256, n_val=64, num_classes=4, resolution=32)
 # lr is per 512 images: 0.2 at batch 32 is 0.0125, enough for a tiny model in 40 steps
-P = get_protocol("proxy-fast", epochs=5, batch_size=32, train_per_class=None, val_per_class=None, lr=0.2)
+P = get_protocol("proxy-fast", epochs=5, batch_size=32, train_per_class=None, val_per_class=16, test_per_class=None,
+                 lr=0.2)
 
 
 def run(**kw):
@@ -29,7 +30,11 @@ def test_training_lowers_the_loss_and_reports_metrics():
     assert res.top1 > 40.0  # 4 classes: chance is 25 %
     assert 0 <= res.top1 <= res.top5 <= 100
     assert len(res.history) == 5 and all("val_top1" in h and "lr" in h for h in res.history)
-    assert res.train_images_per_s > 0 and res.wall_s > 0 and res.images_seen == 5 * (256 // 32) * 32
+    held = sum(min(16, int(0.2 * n)) for n in torch.bincount(DATA.train_y).tolist())  # at most a fifth of a class
+    assert res.splits == {"train": 256 - held, "val": held, "test": 64}
+    assert res.images_seen == 5 * ((256 - held) // 32) * 32
+    assert res.train_images_per_s > 0 and res.wall_s >= res.train_s > 0 and res.cpu_s > 0
+    assert res.test_top1 is not None and 0 <= res.test_top1 <= 100
 
 
 def test_deterministic_for_a_seed():
@@ -48,7 +53,7 @@ def test_full_recipe_parts_run():
 
 
 def test_nan_loss_is_a_failure_not_a_zero():
-    p = get_protocol("proxy-fast", epochs=2, batch_size=32, train_per_class=None, val_per_class=None, lr=1e12, warmup_epochs=0)
+    p = get_protocol("proxy-fast", epochs=2, batch_size=32, train_per_class=None, lr=1e12, warmup_epochs=0)
     res = run(protocol=p)
     assert res.status == "failed"
     assert "training diverged" in res.reason and res.top1 is None
@@ -70,8 +75,12 @@ def test_resume_from_checkpoint_gives_the_same_result(tmp_path):
     assert (tmp_path / "last.pt").exists()
     resumed = run(protocol=p2, checkpoint_dir=tmp_path)
     assert len(resumed.history) == 5
-    assert resumed.top1 == full.top1
+    assert resumed.top1 == full.top1 and resumed.test_top1 == full.test_top1
     assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in full.history]
+    # the training time of the epochs before the interruption is restored: img/s is over all of it
+    per_epoch = (resumed.images_seen // 5) / torch.tensor([h["train_images_per_s"] for h in resumed.history])
+    assert resumed.train_s == pytest.approx(float(per_epoch.sum()), rel=1e-6)
+    assert resumed.train_images_per_s == pytest.approx(resumed.images_seen / resumed.train_s)
 
 
 def test_checkpoint_of_another_run_is_refused(tmp_path):
@@ -80,6 +89,57 @@ def test_checkpoint_of_another_run_is_refused(tmp_path):
     run(checkpoint_dir=tmp_path)
     with pytest.raises(UserError, match="belongs to another run"):
         run(checkpoint_dir=tmp_path, seed=5)
+    with pytest.raises(UserError, match="belongs to another run"):  # same architecture and seed, another trial
+        run(checkpoint_dir=tmp_path, run_key={"trial": 7})
+
+
+def test_a_search_starts_afresh_from_another_runs_checkpoint(tmp_path, caplog):
+    """A search never resumes from, nor aborts on, a checkpoint that is not its own."""
+    other = run(checkpoint_dir=tmp_path, protocol=get_protocol("proxy-fast", epochs=2, batch_size=32,
+                                                               train_per_class=None, val_per_class=16, lr=0.2),
+                run_key={"study_uid": "old"})
+    fresh = run(checkpoint_dir=tmp_path, run_key={"study_uid": "new"}, fresh_on_mismatch=True)
+    assert len(fresh.history) == 5 and fresh.images_seen > other.images_seen  # trained from the start
+    assert "belongs to another run; starting afresh" in caplog.text
+    assert (tmp_path / "last.other.pt").exists()
+
+
+def test_splits_are_fixed_whatever_the_seed_and_disjoint():
+    from evit_search.training.splits import prepare_data
+
+    data = make_synthetic(n_train=256, n_val=64, num_classes=4, resolution=32)
+    a, b = prepare_data(data, P), prepare_data(data, P)
+    assert torch.equal(a.val_x, b.val_x) and torch.equal(a.train_x, b.train_x)  # no seed involved
+    rows = lambda x: {bytes(t.numpy()) for t in x}  # noqa: E731 - images as comparable bytes
+    train, val, test = rows(a.train_x), rows(a.val_x), rows(a.test_x)
+    assert val <= rows(data.train_x) and not (val & train)  # selection images come from train, never trained on
+    assert test == rows(data.val_x) and not (test & (train | val))  # the dataset's own test split, whole
+    expected = [min(16, int(0.2 * n)) for n in torch.bincount(data.train_y).tolist()]
+    assert torch.bincount(a.val_y).tolist() == expected  # stratified: 16 per class, at most a fifth of it
+
+
+def test_schedule_reaches_its_floor():
+    from evit_search.training.trainer import schedule
+
+    m = torch.nn.Linear(2, 2)
+    p = get_protocol("proxy", epochs=3, warmup_epochs=0.5, min_lr=1e-5, lr=4e-3)
+    opt = torch.optim.AdamW(m.parameters(), lr=p.lr * 128 / 512)
+    sched = schedule(opt, p, steps_per_epoch=40, batch=128)
+    lrs = []
+    for step in range(1, 3 * 40 + 1):  # the learning rate each optimizer step uses
+        lrs.append(opt.param_groups[0]["lr"])
+        sched.step_update(step)
+    assert max(lrs) == pytest.approx(p.lr * 128 / 512, rel=1e-3)  # peak: the scaled lr, after warm-up
+    assert lrs[-1] == pytest.approx(p.min_lr, rel=0.05)  # floor: min_lr itself, not scaled by the batch
+
+
+def test_amp_needs_a_gpu():
+    from evit_search.errors import UserError
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(UserError, match="--amp needs a CUDA device"):
+        run(precision="amp")
 
 
 def test_saved_model_loads_back(tmp_path):
@@ -138,8 +198,11 @@ def test_device_is_resolved_or_refused_in_one_line():
 
 @pytest.mark.gpu
 def test_training_on_the_gpu(tmp_path):
-    """fp16 autocast with loss scaling; the saved model loads on the CPU."""
+    """fp32 (the official recipe) and AMP; the saved model loads on the CPU."""
+    amp = run(device="cuda", precision="amp")
+    assert amp.status == "ok" and amp.precision == "amp"
     res = run(device="cuda", checkpoint_dir=tmp_path / "ck")
+    assert res.precision == "fp32"
     assert res.status == "ok" and res.device == "cuda" and res.top1 > 40.0
     path = save_model(tmp_path / "m.pt", res.model, res.config)
     m = efficientvit.load_model(path)

@@ -158,11 +158,11 @@ def load_dataset(spec: str, data_dir: str | None = None, resolution: int | None 
     return subset(bundle, max_classes, per_class)
 
 
-def subset(bundle: DataBundle, max_classes: int | None = None, per_class: int | None = None,
-           val_per_class: int | None = None) -> DataBundle:
+def subset(bundle: DataBundle, max_classes: int | None = None, per_class: int | None = None) -> DataBundle:
     """Keep the first ``max_classes`` classes and at most ``per_class`` train images per class
-    (and ``val_per_class`` val images), deterministically (first ones in file order)."""
-    if not (max_classes or per_class or val_per_class):
+    (the held-out split keeps all of its images of those classes), deterministically (first
+    ones in file order)."""
+    if not (max_classes or per_class):
         return bundle
 
     def keep(x, y, limit):
@@ -181,7 +181,7 @@ def subset(bundle: DataBundle, max_classes: int | None = None, per_class: int | 
         return x[mask], y[mask]
 
     tx, ty = keep(bundle.train_x, bundle.train_y, per_class)
-    vx, vy = keep(bundle.val_x, bundle.val_y, val_per_class)
+    vx, vy = keep(bundle.val_x, bundle.val_y, None)
     n = min(bundle.num_classes, max_classes) if max_classes else bundle.num_classes
     names = bundle.class_names[:n] if bundle.class_names is not None else None
     return replace(bundle, train_x=tx, train_y=ty, val_x=vx, val_y=vy, num_classes=n, class_names=names)

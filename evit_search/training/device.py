@@ -28,9 +28,22 @@ def resolve_device(name: str | None) -> str:
     raise UserError(f"--device={name!r} is not one of auto, cpu, cuda, cuda:N")
 
 
-def autocast(device: str):
-    """Mixed precision on the GPU (fp16 autocast, with loss scaling in :func:`train`, as the
-    official recipe); full fp32 on the CPU, which keeps CPU runs bit-reproducible."""
-    if device.startswith("cuda"):
+PRECISIONS = ("fp32", "amp")
+
+
+def check_precision(precision: str, device: str) -> str:
+    """``fp32`` (the official recipe trains in fp32) or ``amp`` (fp16 autocast with loss scaling,
+    GPU only: faster, and not what the paper trained with)."""
+    if precision not in PRECISIONS:
+        raise UserError(f"--precision={precision!r} is not one of {', '.join(PRECISIONS)}")
+    if precision == "amp" and not device.startswith("cuda"):
+        raise UserError(f"--amp needs a CUDA device; training on {device} is fp32")
+    return precision
+
+
+def autocast(device: str, enabled: bool = True):
+    """fp16 autocast on the GPU when ``enabled`` (AMP training; evaluation, as the official
+    eval); nothing on the CPU, which keeps CPU runs fp32 and bit-reproducible."""
+    if enabled and device.startswith("cuda"):
         return torch.autocast("cuda", dtype=torch.float16)
     return contextlib.nullcontext()

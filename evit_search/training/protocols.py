@@ -11,7 +11,9 @@ from ..errors import UserError
 @dataclass(frozen=True)
 class Protocol:
     """Sizes of the recipe. ``lr`` is per 512 images and scales linearly with the batch size
-    (the official main.py: 1e-3 x 2048 / 512 = 4e-3)."""
+    (the official main.py: 1e-3 x 2048 / 512 = 4e-3). Splits (see :mod:`.splits`):
+    ``train_per_class`` training images of each class, ``val_per_class`` held out from the
+    training split for selection, ``test_per_class`` of the test split reported (None: all)."""
 
     name: str
     epochs: int
@@ -33,12 +35,29 @@ class Protocol:
     ema_decay: float | None = 0.99996
     clip_grad: float | None = 0.02  # adaptive gradient clipping (timm's AGC), as the official recipe
     train_per_class: int | None = None
-    val_per_class: int | None = None
+    val_per_class: int | None = 50
+    test_per_class: int | None = None
+    channels_last: bool = False  # train in channels_last memory format (faster on CPUs with oneDNN)
     eval_batch: int = 512
     description: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def token_grid(self) -> tuple[int, ...]:
+        """The side of each stage's feature map at this protocol's resolution (stem /16, then /2)."""
+        r = self.img_size
+        for _ in range(4):
+            r = (r - 1) // 2 + 1
+        grid = [r]
+        for _ in range(2):
+            grid.append((grid[-1] - 1) // 2 + 1)
+        return tuple(grid)
+
+    def blind_to_attention(self) -> bool:
+        """A last stage of one token makes attention's softmax 1 there: key dims, Q kernels and
+        attention biases of that stage cannot change accuracy."""
+        return self.token_grid()[-1] < 2
 
 
 PROTOCOLS: dict[str, Protocol] = {

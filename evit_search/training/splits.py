@@ -14,11 +14,12 @@ splits: they are drawn with :data:`SPLIT_SEED`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
-from .data import DataBundle, resize_bundle
+from .bundle import DataBundle
+from .data import resize_bundle
 from .protocols import Protocol
 
 SPLIT_SEED = 20230601  # the draw of the validation images; fixed so every run and seed selects on the same images
@@ -37,6 +38,7 @@ class Splits:
     num_classes: int
     mean: tuple[float, ...]  # of the dataset's training split
     std: tuple[float, ...]
+    class_names: tuple[str, ...] | None = None
 
     @property
     def in_chans(self) -> int:
@@ -90,10 +92,10 @@ def prepare_data(bundle: DataBundle, p: Protocol) -> Splits:
     train_idx, val_idx = split_indices(bundle.train_y, p.val_per_class)
     train_idx = _first_per_class(bundle.train_y, train_idx, p.train_per_class)
     test_idx = _first_per_class(bundle.val_y, torch.arange(len(bundle.val_y)), p.test_per_class)
-    parts = DataBundle(bundle.name, bundle.train_x[train_idx], bundle.train_y[train_idx], bundle.val_x[test_idx],
-                       bundle.val_y[test_idx], bundle.num_classes, bundle.mean, bundle.std)
-    held = DataBundle(bundle.name, bundle.train_x[val_idx], bundle.train_y[val_idx], bundle.val_x[:0],
-                      bundle.val_y[:0], bundle.num_classes, bundle.mean, bundle.std)
+    parts = replace(bundle, train_x=bundle.train_x[train_idx], train_y=bundle.train_y[train_idx],
+                    val_x=bundle.val_x[test_idx], val_y=bundle.val_y[test_idx])
+    held = replace(bundle, train_x=bundle.train_x[val_idx], train_y=bundle.train_y[val_idx], val_x=bundle.val_x[:0],
+                   val_y=bundle.val_y[:0])
     parts, held = resize_bundle(parts, p.img_size), resize_bundle(held, p.img_size)
     return Splits(bundle.name, parts.train_x, parts.train_y, held.train_x, held.train_y, parts.val_x, parts.val_y,
-                  bundle.num_classes, bundle.mean, bundle.std)
+                  bundle.num_classes, bundle.mean, bundle.std, bundle.class_names)
