@@ -25,7 +25,7 @@ def cli(*args, timeout=900, **kw):
                           timeout=timeout, **kw)
 
 
-def check_trials(study, expected):
+def check_trials(study, expected, url):
     trials = study.get_trials(deepcopy=False)
     assert len(trials) == expected
     assert sorted(t.number for t in trials) == list(range(expected))  # none lost, none duplicated
@@ -37,7 +37,7 @@ def check_trials(study, expected):
             acc, ratio = t.values
             assert 0 <= acc <= 100 and ratio > 0
             assert all(v <= 0 for v in t.user_attrs["constraints"].values())
-            assert Path(t.user_attrs["checkpoint"]).is_file()
+            assert st.load_study(study.study_name, url).resolve_path(t.user_attrs["checkpoint"]).is_file()
         else:
             assert t.values is None  # never a made-up score
             assert t.user_attrs.get("reason")
@@ -50,7 +50,7 @@ def test_tiny_run_into_sqlite_show_report_export(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "feasible Pareto front" in out.stdout and "study t1" in out.stdout
     study = optuna_study("t1", str(db))
-    check_trials(study, 5)
+    check_trials(study, 5, str(db))
     assert study.user_attrs["reference_result"]["top1"] is not None
     recs = st.load_study("t1", str(db)).records()
     ok = [r for r in recs if r.status == "ok"]
@@ -163,9 +163,12 @@ def _two_workers(url, tmp_path, name):
               "--runs-dir", str(tmp_path / "runs"), "--no-train-reference", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     study = optuna_study(name, url)
-    check_trials(study, 6)
+    check_trials(study, 6, url)
     hosts_pids = {t.user_attrs.get("pid") for t in study.get_trials(deepcopy=False)}
     assert len(hosts_pids) == 2  # both workers did trials
+    archs = [t.user_attrs.get("arch_id") for t in study.get_trials(deepcopy=False)
+             if t.user_attrs.get("status") in ("ok", "infeasible")]
+    assert len(archs) == len(set(archs))  # no architecture evaluated twice
 
 
 def test_two_workers_on_sqlite(tmp_path):
@@ -176,7 +179,7 @@ def test_journal_storage(tmp_path):
     out = cli("run", *BASE, "--trials", "2", "--storage", str(tmp_path / "s.journal"), "--study", "j",
               "--runs-dir", str(tmp_path / "runs"), "--no-train-reference", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
-    check_trials(optuna_study("j", str(tmp_path / "s.journal")), 2)
+    check_trials(optuna_study("j", str(tmp_path / "s.journal")), 2, str(tmp_path / "s.journal"))
 
 
 PGBIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None) if Path("/usr/lib/postgresql").exists() else None

@@ -75,11 +75,13 @@ def test_same_seed_same_candidates():
 
 
 @pytest.mark.parametrize("text,field,value", [
-    ("1.25x", "min_ratio", 1.25), ("500ips", "min_images_per_s", 500.0), ("20ms", "max_ms_per_batch", 20.0),
-    ("params<5M", "max_params_m", 5.0), ("flops<=1.5G", "max_flops_m", 1500.0), ("FLOPS < 300m", "max_flops_m", 300.0),
+    ("1.25x", "min_ratio", 1.25), ("1.25X", "min_ratio", 1.25), ("500ips", "min_images_per_s", 500.0),
+    ("500 IPS", "min_images_per_s", 500.0), ("20ms", "max_ms_per_batch", 20.0), ("params<5M", "max_params_m", 5.0),
+    ("Params<5M", "max_params_m", 5.0), ("flops<=1.5G", "max_flops_m", 1500.0), ("FLOPS < 300m", "max_flops_m", 300.0),
+    ("FLOPs<300M", "max_flops_m", 300.0),
 ])
-def test_budget_terms(text, field, value):
-    assert getattr(parse_budget(text.lower()), field) == pytest.approx(value)
+def test_budget_terms_in_any_case_and_spacing(text, field, value):
+    assert getattr(parse_budget(text), field) == pytest.approx(value)  # as typed
 
 
 def test_budget_combined_and_constraints():
@@ -87,6 +89,31 @@ def test_budget_combined_and_constraints():
     assert b.cost_constraints(4.0, 100) == {"params_m": -1.0}
     assert b.speed_constraints(1.5, 100, 10) == {"throughput_ratio": pytest.approx(-0.25)}
     assert b.speed_constraints(1.0, 100, 10)["throughput_ratio"] > 0  # infeasible: constraint > 0
+
+
+def test_speed_constraint_signs():
+    """<= 0 is met: more img/s than asked, fewer ms per batch than allowed."""
+    b = parse_budget("500ips,20ms")
+    assert b.speed_constraints(None, 600.0, 25.0) == {"images_per_s": pytest.approx(-100.0), "ms_per_batch": pytest.approx(5.0)}
+    assert b.speed_constraints(None, 400.0, 15.0) == {"images_per_s": pytest.approx(100.0), "ms_per_batch": pytest.approx(-5.0)}
+
+
+def test_space_limits_merge_with_the_budget():
+    """The space's limits apply unless the budget is stricter; a budget cannot loosen them."""
+    assert parse_budget("1.25x", {"params_m": 5.0}).max_params_m == 5.0
+    assert parse_budget("1.25x,params<3M", {"params_m": 5.0}).max_params_m == 3.0
+    assert parse_budget("params<8M", {"params_m": 5.0}).max_params_m == 5.0
+    assert parse_budget("1.25x", {"flops_m": 300.0}).cost_constraints(2.0, 350.0) == {"flops_m": pytest.approx(50.0)}
+
+
+def test_budget_verdict_from_the_intervals():
+    from types import SimpleNamespace
+
+    b = parse_budget("1.25x")
+    rec = lambda lo, hi: SimpleNamespace(ratio_ci_low=lo, ratio_ci_high=hi)  # noqa: E731
+    assert b.verdict(rec(1.30, 1.40)) == "within"
+    assert b.verdict(rec(1.00, 1.20)) == "outside"
+    assert b.verdict(rec(1.20, 1.30)) == "borderline"  # the interval contains the budget
 
 
 @pytest.mark.parametrize("bad", ["1.25", "fast", "0x", "1x,2x", "", "params>5M"])

@@ -13,6 +13,7 @@ from rich.table import Table
 import efficientvit
 
 from ..errors import UserError
+from ..reporting.markdown import fmt
 from .options import add_data_options, load_model_or_config, training_inputs
 from .progress import TrainProgress, progress
 
@@ -50,14 +51,15 @@ def run_train(args) -> int:
 
     console = Console()
     cfg = load_model_or_config(args.model)
-    device, protocol, bundle = training_inputs(args)
+    device, precision, protocol, bundle = training_inputs(args)
     name = Path(args.model).stem if not args.model.startswith("efficientvit") else args.model
     console.print(f"training {name} on {bundle.describe(protocol.img_size)} with protocol {protocol.name} "
                   f"({protocol.description}) on {device}")
     with progress() as prog:
         tp = TrainProgress(prog, name)
         result = train(cfg, bundle, protocol, seed=args.seed, checkpoint_dir=args.checkpoint_dir,
-                       threads=args.train_threads, on_step=tp.on_step, on_epoch=tp.on_epoch, device=device)
+                       threads=args.train_threads, on_step=tp.on_step, on_epoch=tp.on_epoch, device=device,
+                       precision=precision)
     if result.status != "ok":
         console.print(f"[red]training failed:[/] {result.reason}")
         return 1
@@ -65,8 +67,12 @@ def run_train(args) -> int:
     # the names of the outputs, in label order, so the checkpoint can be read without the dataset
     names = list(bundle.class_names) if bundle.class_names is not None else None
     save_model(out, result.model, result.config, {"result": result.to_dict(), "class_names": names})
-    console.print(f"top-1 {result.top1:.2f}%  top-5 {result.top5:.2f}%  in {result.wall_s:.0f} s "
-                  f"({result.train_images_per_s:.0f} train img/s); saved {out} (efficientvit.load_model reads it)")
+    n = result.splits
+    console.print(f"val top-1 {result.top1:.2f}% ({n['val']} images held out from train), test top-1 "
+                  f"{fmt(result.test_top1, 2)}% ({n['test']} test images); one seed ({args.seed}): repeat with other "
+                  f"--seed values to see the seed noise")
+    console.print(f"{result.wall_s:.0f} s in all, {result.train_s:.0f} s training at {result.train_images_per_s:.0f} img/s; "
+                  f"saved {out} (efficientvit.load_model reads it)")
     return 0
 
 

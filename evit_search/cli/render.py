@@ -6,6 +6,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from .. import storage as st
+from ..reporting.accuracy import delta_text, delta_to_reference, indistinguishable_from, reference_noise
 from ..reporting.markdown import fmt
 
 ALWAYS = ("ok", "infeasible", "invalid", "duplicate", "failed")  # statuses the status line always counts
@@ -31,27 +32,37 @@ def _ratio_text(m: dict | None) -> str:
 
 
 def front_table(s: st.Summary, attrs: dict) -> Table:
-    """The feasible Pareto front beside the reference."""
+    """The feasible Pareto front beside the reference, each accuracy as a difference to the
+    reference's with its 95 % interval from the measured seed noise and the verdict."""
+    noise = reference_noise(attrs)
+    same = indistinguishable_from(s.front, noise)
     ref_res = attrs.get("reference_result") or {}
     t = Table(title=f"feasible Pareto front (budget {attrs.get('budget')}, reference {attrs.get('reference')})")
     # backends measured beside the budget's one (run --also-measure), in the order stored
     extra = list(dict.fromkeys(b for r in s.records for b in list(r.throughput)[1:]))
     knobs = [col for col, _ in st.KNOBS[:6]]
-    for col in ("trial", *knobs, "params M", "FLOPs M", "img/s", "ratio", "proxy top-1 %", *(f"{b} ratio" for b in extra)):
-        t.add_column(col, justify="left" if col in ("C", "L", "H") else "right")
+    for col in ("trial", *knobs, "params M", "FLOPs M", "img/s", "ratio", "val top-1 %", "Δ vs ref [95 % CI]",
+                "same as", "test top-1 %", *(f"{b} ratio" for b in extra)):
+        t.add_column(col, justify="left" if col in ("C", "L", "H", "Δ vs ref [95 % CI]", "same as") else "right")
     ref_cost = attrs.get("reference_cost") or {}
     ref_ips = sorted(r.reference_images_per_s for r in s.records if r.reference_images_per_s)
     ref_cfg = attrs.get("reference_config")
     t.add_row("ref", *(st.stage_values(ref_cfg, key) for _, key in st.KNOBS[:6]),
               fmt(ref_cost.get("params_m"), 2), fmt(ref_cost.get("flops_m"), 0),
-              fmt(ref_ips[len(ref_ips) // 2] if ref_ips else None), "1.00", fmt(ref_res.get("top1"), 2),
+              fmt(ref_ips[len(ref_ips) // 2] if ref_ips else None), "1.00",
+              fmt(ref_res.get("top1"), 2) + (f" ± {ref_res['top1_sd']:.2f}" if ref_res.get("top1_sd") is not None else ""),
+              f"{noise.n} seeds" if noise.n else "-", "", fmt(ref_res.get("test_top1"), 2),
               *("1.00" for _ in extra), style="bold")
     for r in s.front:
         t.add_row(str(r.number), *(st.stage_values(r.config, key) for _, key in st.KNOBS[:6]),
                   fmt((r.cost or {}).get("params_m"), 2), fmt((r.cost or {}).get("flops_m"), 0), fmt(r.images_per_s),
-                  f"{r.ratio:.2f}", f"{r.accuracy:.2f}", *(_ratio_text(r.throughput.get(b)) for b in extra))
-    if not s.front:
-        t.caption = "no feasible candidate was trained yet"
+                  f"{r.ratio:.2f}", f"{r.accuracy:.2f}", delta_text(delta_to_reference(r, noise)),
+                  " ".join(f"#{n}" for n in same.get(r.number, [])), fmt((r.train or {}).get("test_top1"), 2),
+                  *(_ratio_text(r.throughput.get(b)) for b in extra))
+    t.caption = ("no feasible candidate was trained yet" if not s.front else
+                 f"val top-1: the split candidates are selected on (held out from train); test top-1: reported, never "
+                 f"selected on. {noise.describe()}; Δ: one candidate run against the reference's mean, 95 % Student-t "
+                 f"interval from the reference's seed SD. 'same as': front members it cannot be told apart from.")
     return t
 
 

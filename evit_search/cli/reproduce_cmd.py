@@ -52,8 +52,18 @@ def add(sub) -> None:
     add_measure_options(p, seconds=1.5, backends="torch-cpu,onnx-cpu,cuda")
     p.set_defaults(func=run_ablate)
 
-    p = sub.add_parser("proxy-check", help="train M0-M5 with a protocol; Kendall tau against the paper's top-1")
+    p = sub.add_parser("proxy-check", help="train M0-M5 with a protocol (several seeds); Kendall tau against the paper",
+                       description="How faithful is a proxy protocol? Trains M0-M5 (each run stored and reused: a check "
+                                   "resumes), reports per-model mean and seed SD, Kendall tau against the paper's top-1 "
+                                   "with its exact p-value, against a long run on the same data, and the cost per M4.")
     p.add_argument("--models", default=",".join(f"efficientvit_m{i}" for i in range(6)))
+    p.add_argument("--seeds", type=positive_int, default=1, help="seeds per model (default 1)")
+    p.add_argument("--m4-seeds", type=positive_int, help="seeds for M4 alone, for its seed SD (default: --seeds)")
+    p.add_argument("--sweep", metavar="PROTOCOLS", help="compare several protocols (comma-separated) instead of --protocol")
+    p.add_argument("--long", metavar="PROTOCOL", help="a long run on the same data (one seed per model) to rank against")
+    p.add_argument("--study", help="study holding the runs (default proxy-check-<data>)")
+    add_storage(p)
+    p.add_argument("--json", metavar="FILE", help="write the summary as JSON")
     p.add_argument("--reports", default="reports")
     add_data_options(p)
     p.set_defaults(func=run_proxy_check)
@@ -162,19 +172,28 @@ def run_ablate(args) -> int:
 
 
 def run_proxy_check(args) -> int:
-    from ..reproduce.proxycheck import proxy_check  # torch: loaded when the command runs, not for --help
+    from ..reproduce.proxycheck import ProxyCheckConfig, proxy_check  # torch: loaded when the command runs
+    from ..reproduce.proxycheck_report import verdict, write_report
 
     console = Console()
-    device, protocol, bundle = training_inputs(args)
+    device, precision, protocol, bundle = training_inputs(args)
+    cfg = ProxyCheckConfig(protocols=split_list(args.sweep) or [protocol.name], models=split_list(args.models),
+                           seeds=args.seeds, m4_seeds=args.m4_seeds, long=args.long, seed=args.seed, data=args.data,
+                           data_name=bundle.name, storage=args.storage, study=args.study, threads=args.train_threads,
+                           device=device, precision=precision)
     with progress(console) as prog:
-        res = proxy_check(split_list(args.models), bundle, protocol, args.seed, Path(args.reports), rich_hooks(prog),
-                          threads=args.train_threads, device=device)
-    t = Table("model", "proxy top-1", "paper top-1", "params M", "FLOPs M", "seconds", title=f"proxy check: {protocol.name}")
-    for r in res.df.to_dict("records"):
-        t.add_row(r["model"], fmt(r["proxy_top1"], 2) if r["status"] == "ok" else f"[red]{r['reason']}[/]",
-                  fmt(r["paper_top1"]), fmt(r["params_m"], 2), fmt(r["flops_m"], 0), fmt(r["wall_s"], 0))
-    console.print(t)
-    for line in res.verdict:
-        console.print(line)
-    console.print("wrote " + ", ".join(str(p) for p in res.files.as_dict().values()))
+        res = proxy_check(cfg, bundle, rich_hooks(prog))
+    for f in res.fidelities + ([res.long] if res.long else []):
+        t = Table("model", "seeds", "val top-1 % (mean ± SD)", "test top-1 %", "paper top-1", "params M", "FLOPs M",
+                  "s per run", title=f"proxy check: {f.protocol.name} ({res.split})")
+        for m in f.models:
+            t.add_row(m["model"], str(m["runs"]), fmt(m["mean"], 2) + (f" ± {m['sd']:.2f}" if m["sd"] is not None else ""),
+                      fmt(m["test_mean"], 2), fmt(m["paper_top1"]), fmt(m["params_m"], 2), fmt(m["flops_m"], 0),
+                      fmt(m["seconds"], 0))
+        console.print(t)
+        for line in verdict(f):
+            console.print(line)
+    files = write_report(res, Path(args.reports), bundle.describe(protocol.img_size),
+                         Path(args.json) if args.json else None)
+    console.print("wrote " + ", ".join(str(p) for p in files.as_dict().values()) + (f", {args.json}" if args.json else ""))
     return 0

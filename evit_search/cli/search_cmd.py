@@ -5,6 +5,7 @@ parser stay fast."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -35,10 +36,18 @@ def add(sub) -> None:
     p.add_argument("--also-measure", default="", metavar="BACKENDS",
                    help="more backends (comma-separated) to measure every candidate and the reference on, in the same "
                         "session; stored and shown beside the budget's backend, not budgeted")
-    p.add_argument("--runs-dir", default="runs", help="where trained candidates are saved (default runs/)")
+    p.add_argument("--runs-dir", help="where trained candidates are saved (default: beside the storage file, e.g. "
+                                      "runs/evit-search-runs/ for runs/evit-search.db)")
     p.add_argument("--no-train-reference", action="store_true", help="do not train the reference for comparison")
+    p.add_argument("--ref-seeds", type=positive_int, default=3,
+                   help="train the reference this many times (default 3): its seed noise gives every candidate's "
+                        "accuracy difference its 95 %% interval")
+    p.add_argument("--attempts", type=positive_int, default=2,
+                   help="an architecture whose trial failed or was interrupted is tried at most this often (default 2)")
     p.add_argument("--measure-seconds", type=positive_float, default=1.0, help="seconds per timed segment (default 1)")
-    p.add_argument("--measure-rounds", type=positive_int, default=5, help="minimum interleaved rounds per measurement (default 5)")
+    p.add_argument("--measure-rounds", type=positive_int, default=6,
+                   help="minimum interleaved rounds per measurement (default 6, the fewest whose interval of the median "
+                        "ratio covers 95 %%; with fewer, intervals are stored and printed with their real coverage)")
     add_data_options(p)
     p.set_defaults(func=run_run)
 
@@ -89,9 +98,10 @@ def run_run(args) -> int:
                    sampler=args.sampler, seed=args.seed, study=args.study, storage=args.storage, trials=args.trials,
                    timeout=args.timeout, jobs=args.jobs, data=args.data, data_dir=args.data_dir, classes=args.classes,
                    per_class=args.per_class, protocol=args.protocol, epochs=args.epochs, train_threads=args.train_threads,
-                   device=args.device, runs_dir=args.runs_dir, train_reference=not args.no_train_reference,
+                   device=args.device, precision="amp" if args.amp else "fp32", runs_dir=args.runs_dir,
+                   train_reference=not args.no_train_reference, ref_seeds=args.ref_seeds, attempts=args.attempts,
                    measure=asdict(Settings(seconds=args.measure_seconds, warmup_s=args.measure_seconds,
-                                           min_rounds=args.measure_rounds, max_rounds=max(9, args.measure_rounds))))
+                                           min_rounds=args.measure_rounds, max_rounds=max(10, args.measure_rounds))))
     console = Console()
     with progress(console) as prog:
         task = prog.add_task("search", total=rc.trials)
@@ -109,12 +119,13 @@ def run_run(args) -> int:
         out = run_search(rc, hooks)
     console.print(front_table(out.summary, out.store.attrs))
     console.print(status_line(out.summary))
-    if out.worker_exit_codes:
-        console.print(f"[red]{len(out.worker_exit_codes)} worker(s) exited with an error (exit codes "
-                      f"{out.worker_exit_codes}); stored trials are kept[/]")
     storage = f" --storage {out.store.display_url}" if args.storage else ""
     console.print(f"study {out.store.name!r} in {out.store.display_url}: `evit-search show {out.store.name}{storage}`, "
                   f"`evit-search report {out.store.name}{storage}`, `evit-search tui {out.store.name}{storage}`")
+    why = out.shortfall(rc.trials)
+    if why:
+        print(f"evit-search run: error: {why}", file=sys.stderr)
+        return 1
     return 0
 
 

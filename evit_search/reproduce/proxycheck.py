@@ -1,96 +1,188 @@
-"""How faithful is a proxy protocol? Train M0-M5 with it and compare its ranking with the
-paper's ImageNet top-1, and with what params or FLOPs alone would predict."""
+"""How faithful is a proxy protocol? Train M0-M5 with it, several seeds, and compare its ranking
+with the paper's ImageNet top-1, with a long run on the same data, and with what params or FLOPs
+alone would predict.
+
+Every training run is a trial of a study (kind ``proxy-check``) keyed by (protocol, model,
+seed): a check resumes where it stopped, and a sweep over several protocols and a long run
+reuses every run already stored. Two Kendall taus separate the two errors of a proxy: against a
+long run on the same data (the proxy's own error: short training) and against the paper (that
+plus the gap between Fashion-MNIST and ImageNet).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
-import pandas as pd
+import statistics
+from dataclasses import dataclass, field
 
 import efficientvit
 
-from ..env import fingerprint
+from .. import storage as st
+from ..errors import UserError
 from ..hooks import Hooks
 from ..measure.cost import count_cost
-from ..reporting.markdown import ReportFiles, markdown_table
-from ..reporting.plots import figure
-from ..stats import kendall
-from ..training.data import DataBundle
-from ..training.protocols import Protocol
-from ..training.trainer import prepare_data, train
+from ..stats import SeedNoise, kendall_test
+from ..training.bundle import DataBundle
+from ..training.protocols import PROTOCOLS, Protocol, get_protocol
+from ..training.splits import prepare_data
+from ..training.trainer import train
 from . import paper
+
+M4 = "efficientvit_m4"
+MODELS = [f"efficientvit_m{i}" for i in range(6)]
+
+
+@dataclass
+class ProxyCheckConfig:
+    protocols: list[str]
+    models: list[str] = field(default_factory=lambda: list(MODELS))
+    seeds: int = 1  # per model
+    m4_seeds: int | None = None  # M4 only (its seed SD); default: seeds
+    long: str | None = None  # the long run's protocol (one seed per model)
+    seed: int = 0  # the first seed
+    data: str = "fashion-mnist"
+    data_name: str = "fashion-mnist"
+    storage: str | None = None
+    study: str | None = None
+    threads: int | None = None
+    device: str = "cpu"
+    precision: str = "fp32"
+
+
+@dataclass
+class Fidelity:
+    """One protocol's ranking of M0-M5 and what it costs."""
+
+    protocol: Protocol
+    models: list[dict]  # model, runs, mean, sd, val_loss, test_mean, params_m, flops_m, seconds, cpu_s, paper_top1
+    tau_paper: float | None = None
+    p_paper: float | None = None
+    tau_paper_loss: float | None = None  # ranking by mean validation loss (lower is better)
+    p_paper_loss: float | None = None
+    tau_long: float | None = None
+    p_long: float | None = None
+    seed_sd: float | None = None  # of M4, points
+    seed_sd_runs: int = 0
+    spread_over_sd: float | None = None  # (best - worst model mean) / M4's seed SD
+    min_gap_over_sd: float | None = None  # the closest pair of models adjacent in the paper's order / SD
+    seconds_per_m4: float | None = None  # wall seconds to train and evaluate M4 (mean over its runs)
+    cpu_s_per_m4: float | None = None
+
+    def summary(self) -> dict:
+        """The machine-readable form (``proxy-check --json``)."""
+        return {"protocol": self.protocol.name, "description": self.protocol.description,
+                "token_grid": list(self.protocol.token_grid()), "blind_to_attention": self.protocol.blind_to_attention(),
+                "seeds": max((m["runs"] for m in self.models), default=0), "kendall_tau_paper": self.tau_paper,
+                "kendall_p": self.p_paper, "kendall_tau_paper_loss": self.tau_paper_loss, "kendall_p_loss": self.p_paper_loss,
+                "kendall_tau_long": self.tau_long, "kendall_p_long": self.p_long, "seed_sd_points": self.seed_sd,
+                "seed_sd_runs": self.seed_sd_runs, "spread_over_seed_sd": self.spread_over_sd,
+                "min_adjacent_gap_over_seed_sd": self.min_gap_over_sd, "seconds_per_m4": self.seconds_per_m4,
+                "cpu_seconds_per_m4": self.cpu_s_per_m4,
+                "models": {m["model"]: {k: m[k] for k in ("mean", "sd", "runs", "val_loss", "test_mean", "params_m",
+                                                          "flops_m", "paper_top1")} for m in self.models}}
 
 
 @dataclass
 class ProxyCheck:
-    """One row per model (``df``), Kendall taus against the paper, the verdict lines, the report files."""
-
-    df: pd.DataFrame
-    taus: dict[str, float]
-    verdict: list[str]
-    files: ReportFiles
+    store: st.StudyStore
+    fidelities: list[Fidelity]
+    long: Fidelity | None
+    split: str  # what the accuracies were measured on
 
 
-def proxy_check(models: list[str], bundle: DataBundle, protocol: Protocol, seed: int, reports_dir: Path,
-                hooks: Hooks | None = None, threads: int | None = None, device: str = "cpu") -> ProxyCheck:
+def _done(store: st.StudyStore) -> dict[tuple[str, str, int], st.TrialRecord]:
+    """Stored runs by (protocol, model, seed); a run of an older definition of a protocol does not count."""
+    out = {}
+    for r in store.records():
+        a = r.attrs
+        if r.status == "trained" and a.get("protocol") in PROTOCOLS and \
+                a.get("protocol_settings") == get_protocol(a["protocol"]).to_dict():
+            out[(a["protocol"], a["model"], int(a["seed"]))] = r
+    return out
+
+
+def _plan(cfg: ProxyCheckConfig) -> list[tuple[str, str, int]]:
+    """Runs to have, cheapest first: one seed of every model per protocol, then M4's extra seeds,
+    then the other models' extra seeds, then the long run."""
+    m4_seeds = cfg.m4_seeds or cfg.seeds
+    plan = [(p, m, cfg.seed) for p in cfg.protocols for m in cfg.models]
+    plan += [(p, M4, cfg.seed + k) for p in cfg.protocols for k in range(1, m4_seeds) if M4 in cfg.models]
+    plan += [(p, m, cfg.seed + k) for p in cfg.protocols for k in range(1, cfg.seeds) for m in cfg.models if m != M4]
+    if cfg.long:
+        plan += [(cfg.long, m, cfg.seed) for m in cfg.models]
+    return list(dict.fromkeys(plan))
+
+
+def proxy_check(cfg: ProxyCheckConfig, bundle: DataBundle, hooks: Hooks | None = None) -> ProxyCheck:
     hooks = hooks or Hooks()
-    data = prepare_data(bundle, protocol)
+    for name in cfg.protocols + ([cfg.long] if cfg.long else []):
+        get_protocol(name)
+    for m in cfg.models:
+        efficientvit.get_config(m)
+    if len(cfg.models) < 2:
+        raise UserError("--models: give at least two models to rank")
+    name = cfg.study or f"proxy-check-{cfg.data_name}"
+    store = st.create_study(name, cfg.storage, {st.KIND_ATTR: "proxy-check", "data": cfg.data}, {"data": cfg.data})
+    hooks.info(f"proxy-check study {name} in {store.display_url}: runs already stored are not trained again")
+    done = _done(store)
+    prepared: dict[str, object] = {}
+    costs = {m: count_cost(efficientvit.get_config(m)).to_dict() for m in cfg.models}  # at 224 px, as the paper
+    for protocol_name, model, seed in _plan(cfg):
+        if (protocol_name, model, seed) in done:
+            continue
+        protocol = get_protocol(protocol_name)
+        if protocol_name not in prepared:
+            prepared = {protocol_name: prepare_data(bundle, protocol)}  # one protocol's splits in memory at a time
+        on_step, on_epoch = hooks.train(f"{protocol_name} {model} seed {seed}")
+        res = train(efficientvit.get_config(model), prepared[protocol_name], protocol, seed=seed, threads=cfg.threads,
+                    device=cfg.device, precision=cfg.precision, on_step=on_step, on_epoch=on_epoch)
+        trial = store.ask()
+        for k, v in {"protocol": protocol_name, "protocol_settings": protocol.to_dict(), "model": model, "seed": seed,
+                     "data": cfg.data, "cost": costs[model], "train": res.to_dict()}.items():
+            trial.set(k, v)
+        if res.status == "ok":
+            trial.finish("trained")  # no objective values: a check ranks models, it optimises nothing
+        else:
+            trial.finish("failed", reason=f"training: {res.reason}")
+            hooks.info(f"{protocol_name} {model} seed {seed}: {res.reason}")
+    done = _done(store)
+    long = fidelity(get_protocol(cfg.long), cfg.models, done, None) if cfg.long else None
+    fids = [fidelity(get_protocol(p), cfg.models, done, long) for p in cfg.protocols]
+    return ProxyCheck(store, fids, long, "validation split (held out from the training images); test split beside it")
+
+
+def fidelity(protocol: Protocol, models: list[str], done: dict, long: Fidelity | None) -> Fidelity:
+    """The protocol's per-model means over seeds, and its taus, noise and cost."""
     rows = []
-    for name in models:
-        cfg = efficientvit.get_config(name)
-        on_step, on_epoch = hooks.train(name)
-        res = train(cfg, data, protocol, seed=seed, prepared=True, threads=threads, device=device,
-                    on_step=on_step, on_epoch=on_epoch)
-        cost = count_cost(cfg)  # at 224 px, as the paper reports
-        rows.append({"model": name, "status": res.status, "reason": res.reason, "proxy_top1": res.top1,
-                     "proxy_top5": res.top5, "wall_s": res.wall_s, "train_images_per_s": res.train_images_per_s,
-                     "device": res.device,
-                     "params_m": cost.params_m, "flops_m": cost.flops_m, "paper_top1": paper.top1(name)})
-    df = pd.DataFrame(rows)
-    ok = df[(df.status == "ok") & df.paper_top1.notna()]
-    taus = {
-        "proxy_top1": kendall(ok.proxy_top1, ok.paper_top1),
-        "params_m": kendall(ok.params_m, ok.paper_top1),
-        "flops_m": kendall(ok.flops_m, ok.paper_top1),
-    }
-    verdict = [f"Kendall tau vs the paper's top-1 over {len(ok)} models: proxy {taus['proxy_top1']:.3f}, "
-               f"params alone {taus['params_m']:.3f}, FLOPs alone {taus['flops_m']:.3f}."]
-    if taus["proxy_top1"] <= taus["flops_m"]:
-        verdict.append("This proxy ranks M0-M5 no better than FLOPs alone do (for M0-M5 FLOPs order equals the paper's "
-                       "accuracy order, so FLOPs reach tau 1.0; a proxy can only tie it here).")
-    else:
-        verdict.append("This proxy ranks M0-M5 better than FLOPs alone.")
-    if len(ok) >= 2:
-        m0 = ok[ok.model == "efficientvit_m0"].proxy_top1
-        m5 = ok[ok.model == "efficientvit_m5"].proxy_top1
-        if len(m0) and len(m5):
-            verdict.append(f"M5 - M0 proxy top-1 margin: {float(m5.iloc[0]) - float(m0.iloc[0]):+.2f} points "
-                           f"(paper: {paper.top1('efficientvit_m5') - paper.top1('efficientvit_m0'):+.1f}).")
-    m4 = df[df.model == "efficientvit_m4"]
-    if len(m4):
-        verdict.append(f"Time to train and evaluate M4 with this protocol: {float(m4.wall_s.iloc[0]):.0f} s.")
-
-    files = ReportFiles.at(reports_dir, f"proxy-check-{protocol.name}-{data.name}")
-    df.to_csv(files.csv, index=False)
-    cols = [("model", "model", 0), ("proxy_top1", "proxy top-1 %", 2), ("paper_top1", "paper top-1 %", 1),
-            ("params_m", "params M", 2), ("flops_m", "FLOPs M", 1), ("wall_s", "train+eval s", 0),
-            ("train_images_per_s", "train img/s", 0), ("status", "status", 0)]
-    env = fingerprint(threads=threads)
-    md = [f"# Proxy check: protocol `{protocol.name}` on {data.describe()}", "",
-          f"Protocol: {protocol.description}; seed {seed}.", "", markdown_table(df, cols), "", "## Verdict", "",
-          *[f"- {v}" for v in verdict]]
-    files.write_md(md, env)
-    _plot(ok, files.png, protocol.name)
-    return ProxyCheck(df, taus, verdict, files)
-
-
-def _plot(df: pd.DataFrame, path: Path, protocol: str) -> None:
-    with figure(path, figsize=(6, 4.5)) as (fig, ax):
-        ax.scatter(df.paper_top1, df.proxy_top1)
-        for r in df.itertuples():
-            ax.annotate(r.model.replace("efficientvit_", "").upper(), (r.paper_top1, r.proxy_top1), xytext=(3, 3),
-                        textcoords="offset points")
-        ax.set_xlabel("paper ImageNet top-1 (%)")
-        ax.set_ylabel(f"proxy top-1 (%), protocol {protocol}")
-        ax.grid(alpha=0.3)
+    for m in models:
+        runs = [done[k] for k in sorted(done) if k[0] == protocol.name and k[1] == m]
+        if not runs:
+            continue
+        tr = [r.train for r in runs]
+        noise = SeedNoise(tuple(t["top1"] for t in tr))
+        rows.append({"model": m, "runs": noise.n, "mean": noise.mean, "sd": noise.sd,
+                     "values": list(noise.values), "val_loss": statistics.fmean(t["val_loss"] for t in tr),
+                     "test_mean": statistics.fmean(t["test_top1"] for t in tr if t.get("test_top1") is not None)
+                     if any(t.get("test_top1") is not None for t in tr) else None,
+                     "params_m": runs[0].cost["params_m"], "flops_m": runs[0].cost["flops_m"],
+                     "seconds": statistics.fmean(t["wall_s"] for t in tr),
+                     "cpu_s": statistics.fmean(t.get("cpu_s") or 0.0 for t in tr), "paper_top1": paper.top1(m)})
+    f = Fidelity(protocol, rows)
+    ranked = [r for r in rows if r["paper_top1"] is not None]
+    if len(ranked) >= 2:
+        f.tau_paper, f.p_paper = kendall_test([r["mean"] for r in ranked], [r["paper_top1"] for r in ranked])
+        f.tau_paper_loss, f.p_paper_loss = kendall_test([-r["val_loss"] for r in ranked], [r["paper_top1"] for r in ranked])
+    if long is not None:
+        pairs = [(r["mean"], lr["mean"]) for r in rows for lr in long.models if lr["model"] == r["model"]]
+        if len(pairs) >= 2:
+            f.tau_long, f.p_long = kendall_test([a for a, _ in pairs], [b for _, b in pairs])
+    m4 = next((r for r in rows if r["model"] == M4), None)
+    if m4 is not None:
+        f.seed_sd, f.seed_sd_runs = m4["sd"], m4["runs"]
+        f.seconds_per_m4, f.cpu_s_per_m4 = m4["seconds"], m4["cpu_s"]
+    if f.seed_sd:
+        means = [r["mean"] for r in rows]
+        f.spread_over_sd = (max(means) - min(means)) / f.seed_sd
+        by_paper = sorted(ranked, key=lambda r: r["paper_top1"])
+        gaps = [abs(b["mean"] - a["mean"]) for a, b in zip(by_paper, by_paper[1:])]
+        f.min_gap_over_sd = min(gaps) / f.seed_sd if gaps else None
+    return f

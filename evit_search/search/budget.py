@@ -12,11 +12,12 @@ from dataclasses import dataclass
 
 from ..errors import UserError
 
-_TERM = re.compile(
+_TERM = re.compile(  # any case and spacing: "1.25X", "FLOPs < 300m", "Params<5M"
     r"^(?:(?P<ratio>\d+(?:\.\d+)?)x"
     r"|(?P<ips>\d+(?:\.\d+)?)ips"
     r"|(?P<ms>\d+(?:\.\d+)?)ms"
-    r"|(?P<what>params|flops)\s*<=?\s*(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>[mMgG]))$"
+    r"|(?P<what>params|flops)<=?(?P<num>\d+(?:\.\d+)?)(?P<unit>[mg]))$",
+    re.IGNORECASE,
 )
 
 
@@ -48,6 +49,23 @@ class Budget:
             out["ms_per_batch"] = ms_per_batch - self.max_ms_per_batch
         return out
 
+    def verdict(self, rec) -> str:
+        """Where a measured candidate (a ThroughputRecord) stands against the speed terms, with
+        its intervals: ``within`` or ``outside`` when every interval is on one side of its bound,
+        ``borderline`` when one contains its bound (the median alone decides feasibility)."""
+        checks = []
+        if self.min_ratio is not None:
+            checks.append((rec.ratio_ci_low, rec.ratio_ci_high, self.min_ratio))
+        if self.min_images_per_s is not None:
+            checks.append((rec.images_per_s_ci_low, rec.images_per_s_ci_high, self.min_images_per_s))
+        if self.max_ms_per_batch is not None and rec.batch_size and rec.images_per_s_ci_low:
+            # ms per batch falls as img/s rises: the ms bound is an img/s bound
+            checks.append((rec.images_per_s_ci_low, rec.images_per_s_ci_high,
+                           1000.0 * rec.batch_size / self.max_ms_per_batch))
+        if any(lo is None or hi is None or lo <= bound <= hi for lo, hi, bound in checks):
+            return "borderline"
+        return "within" if all(lo > bound for lo, hi, bound in checks) else "outside"
+
     def describe(self) -> str:
         parts = []
         if self.min_ratio is not None:
@@ -77,7 +95,7 @@ def parse_budget(text: str, space_limits: dict[str, float] | None = None) -> Bud
             key, v = "max_ms_per_batch", float(m["ms"])
         else:
             scale = 1000.0 if m["unit"] in "gG" else 1.0
-            key, v = f"max_{m['what']}_m", float(m["num"]) * scale
+            key, v = f"max_{m['what'].lower()}_m", float(m["num"]) * scale
         if v <= 0:
             raise UserError(f"--budget: {raw!r} must be positive")
         if key in values:

@@ -10,8 +10,8 @@ import efficientvit
 from ..errors import UserError
 from ..measure.records import Settings
 from ..measure.runner import usable_backends
-from ..storage import SAMPLERS
-from ..training.device import resolve_device
+from ..storage import SAMPLERS, local_path, storage_identity
+from ..training.device import check_precision, resolve_device
 from ..training.protocols import get_protocol
 from .budget import Budget, parse_budget
 from .space import SearchSpace, load_space
@@ -40,19 +40,39 @@ class RunConfig:
     protocol: str = "proxy"
     epochs: int | None = None
     train_threads: int | None = None
-    device: str = "auto"  # training device, resolved on each host (not part of what a trial means)
-    runs_dir: str = "runs"
-    measure: dict = field(default_factory=lambda: asdict(Settings(seconds=1.0, warmup_s=1.0, min_rounds=5, max_rounds=9)))
+    device: str = "auto"  # training device, resolved on each host
+    precision: str = "fp32"  # fp32 (the official recipe) or amp (GPU only)
+    runs_dir: str | None = None  # default: beside the storage (see runs_root)
+    measure: dict = field(default_factory=lambda: asdict(Settings(seconds=1.0, warmup_s=1.0, min_rounds=6, max_rounds=10)))
     train_reference: bool = True
+    ref_seeds: int = 3  # the reference is trained this many times: the seed noise every delta is judged by
+    attempts: int = 2  # an architecture whose trial failed or was interrupted is tried at most this often
 
     def settings(self) -> Settings:
         return Settings(**self.measure)
 
     def resume_key(self) -> dict:
-        """Settings that change what a stored trial means: a resumed study must keep them."""
+        """Settings that change what a stored trial means: a resumed study, and every worker that
+        joins it, must keep them (the training device's kind and precision included: fp16 GPU
+        and fp32 CPU accuracies are not one population)."""
         return {"space": self.space, "budget": self.budget, "reference": self.reference, "backend": self.backend,
                 "data": self.data, "protocol": self.protocol, "epochs": self.epochs, "classes": self.classes,
-                "per_class": self.per_class}
+                "per_class": self.per_class, "seed": self.seed, "train_device": self.device_kind(),
+                "precision": self.precision}
+
+    def runs_root(self) -> Path:
+        """Where trained candidates are saved: ``--runs-dir``, else beside the storage file
+        (``runs/evit-search.db`` -> ``runs/evit-search-runs/``), else (a database server) under
+        ``~/.cache/evit-search/runs/<storage id>/``."""
+        if self.runs_dir:
+            return Path(self.runs_dir)
+        path = local_path(self.storage)
+        if path is not None:
+            return path.parent / f"{path.stem}-runs"
+        return Path.home() / ".cache" / "evit-search" / "runs" / storage_identity(self.storage)
+
+    def device_kind(self) -> str:
+        return "cuda" if resolve_device(self.device).startswith("cuda") else "cpu"
 
     def default_study_name(self) -> str:
         budget = self.budget.replace(",", "_").replace("<", "lt").replace("=", "")
@@ -70,13 +90,14 @@ def check_run_config(rc: RunConfig) -> tuple[SearchSpace, Budget]:
     usable_backends([rc.backend], "--backend")
     if rc.also_measure:
         usable_backends(rc.also_measure, "--also-measure")
-    resolve_device(rc.device)
+    check_precision(rc.precision, resolve_device(rc.device))
     if rc.sampler not in SAMPLERS:
         raise UserError(f"--sampler {rc.sampler!r} is not one of {', '.join(SAMPLERS)}")
     if rc.trials is None and rc.timeout is None:
         raise UserError("give --trials N or --timeout SECONDS (or both)")
     for flag, v in (("--trials", rc.trials), ("--timeout", rc.timeout), ("--jobs", rc.jobs), ("--epochs", rc.epochs),
-                    ("--train-threads", rc.train_threads), ("--classes", rc.classes), ("--per-class", rc.per_class)):
+                    ("--train-threads", rc.train_threads), ("--classes", rc.classes), ("--per-class", rc.per_class),
+                    ("--ref-seeds", rc.ref_seeds), ("--attempts", rc.attempts)):
         if v is not None and v <= 0:
             raise UserError(f"{flag}={v} must be positive")
     get_protocol(rc.protocol, epochs=rc.epochs)

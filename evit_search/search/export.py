@@ -29,8 +29,9 @@ def export_trial(study_name: str, number: int, out_dir: str, storage: str | None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     note = None
-    if rec.checkpoint and Path(rec.checkpoint).is_file():
-        model = efficientvit.load_model(rec.checkpoint)
+    ckpt = store.resolve_path(rec.checkpoint)  # stored relative to the storage file: found from any folder
+    if ckpt is not None and ckpt.is_file():
+        model = efficientvit.load_model(ckpt)
         cfg = model.config
     else:
         cfg = efficientvit.EfficientViTConfig.from_dict(rec.config)

@@ -9,12 +9,14 @@ from dataclasses import asdict, dataclass, field
 
 import efficientvit
 
+from .. import hostlock
 from .. import storage as st
 from ..hooks import Hooks
 from ..measure.cost import count_cost
+from ..stats import SeedNoise
 from ..training.trainer import train
 from .config import RunConfig, check_run_config
-from .engine import Worker, split_trials, worker_entry
+from .engine import NOT_NEW, Worker, split_trials, worker_entry
 from .space import SearchSpace
 
 POLL_S = 2.0  # how often the parent reads the study while --jobs workers run
@@ -24,8 +26,19 @@ POLL_S = 2.0  # how often the parent reads the study while --jobs workers run
 class RunOutcome:
     store: st.StudyStore
     summary: st.Summary
-    done: int  # trials this run added
+    added: int  # trials this run added
+    evaluated: int  # of them, new architectures (what --trials counts: not duplicates, not invalid samples)
+    timed_out: bool
     worker_exit_codes: list[int] = field(default_factory=list)  # non-zero ones
+
+    def shortfall(self, asked: int | None) -> str | None:
+        """Why this run did less than asked, when that is not ``--timeout`` (None if all went well)."""
+        if self.worker_exit_codes:
+            return (f"{len(self.worker_exit_codes)} worker(s) exited with an error (exit codes {self.worker_exit_codes}); "
+                    "stored trials are kept")
+        if asked and self.evaluated < asked and not self.timed_out:
+            return f"{self.evaluated} of the {asked} new architectures asked for were evaluated"
+        return None
 
 
 def open_run_study(rc: RunConfig, space: SearchSpace) -> st.StudyStore:
@@ -49,15 +62,13 @@ def run_search(rc: RunConfig, hooks: Hooks) -> RunOutcome:
         store.set_attr("reference_cost", count_cost(ref_cfg).to_dict())
     hooks.started(store, {"rc": rc, "space": space, "budget": budget, "data": data, "protocol": protocol}, recovered)
 
-    if rc.train_reference and not store.attrs.get("reference_result"):
-        on_step, on_epoch = hooks.train(f"reference {rc.reference}")
-        res = train(efficientvit.get_config(rc.reference), data, protocol, seed=rc.seed, prepared=True,
-                    threads=rc.train_threads, on_step=on_step, on_epoch=on_epoch, device=rc.device)
-        store.set_attr("reference_result", res.to_dict())
+    if rc.train_reference:
+        train_reference(store, rc, data, protocol, hooks)
     start_n = len(store)
 
     def refresh() -> st.Summary:
-        s = store.summary()
+        with hostlock.working("reading the study"):  # never beside a worker's timing
+            s = store.summary()
         hooks.refresh(s, s.trials - start_n, rc.trials)
         return s
 
@@ -83,4 +94,37 @@ def run_search(rc: RunConfig, hooks: Hooks) -> RunOutcome:
                 p.join()
         bad = [p.exitcode for p in procs if p.exitcode]
     summary = refresh()
-    return RunOutcome(store, summary, summary.trials - start_n, bad)
+    added = [r for r in summary.records if r.number >= start_n]
+    evaluated = sum(1 for r in added if r.status not in NOT_NEW)
+    timed_out = deadline is not None and time.time() >= deadline
+    return RunOutcome(store, summary, len(added), evaluated, timed_out, bad)
+
+
+def train_reference(store: st.StudyStore, rc: RunConfig, data, protocol, hooks: Hooks) -> dict:
+    """The reference trained ``rc.ref_seeds`` times (seeds ``rc.seed``, ``rc.seed + 1``...), each
+    stored as it finishes (an interrupted run keeps what it trained): the seed noise against which
+    every candidate's accuracy is judged. ``reference_result`` holds their mean, SD and runs."""
+    runs = dict(store.attrs.get("reference_runs") or {})
+    for seed in range(rc.seed, rc.seed + rc.ref_seeds):
+        if str(seed) in runs:
+            continue
+        on_step, on_epoch = hooks.train(f"reference {rc.reference} seed {seed}")
+        res = train(efficientvit.get_config(rc.reference), data, protocol, seed=seed, threads=rc.train_threads,
+                    on_step=on_step, on_epoch=on_epoch, device=rc.device, precision=rc.precision)
+        if res.status != "ok":
+            hooks.info(f"reference {rc.reference} seed {seed}: {res.reason}")
+            continue
+        runs[str(seed)] = res.to_dict()
+        store.set_attr("reference_runs", runs)
+    result = reference_summary(runs)
+    store.set_attr("reference_result", result)
+    return result
+
+
+def reference_summary(runs: dict[str, dict]) -> dict:
+    """Mean and seed SD of the reference's validation and test top-1 over its runs."""
+    val = SeedNoise(tuple(r["top1"] for r in runs.values() if r.get("top1") is not None))
+    test = SeedNoise(tuple(r["test_top1"] for r in runs.values() if r.get("test_top1") is not None))
+    return {"top1": val.mean if val.n else None, "top1_sd": val.sd, "n": val.n, "seeds": sorted(int(k) for k in runs),
+            "test_top1": test.mean if test.n else None, "test_top1_sd": test.sd,
+            "split": "top1: validation (held out from train); test_top1: the dataset's test split"}

@@ -9,7 +9,7 @@ from typing import Any
 
 KIND_ATTR = "evit_search_kind"  # "search" | "ablation"
 # the outcomes of a trial; only ``ok`` carries objective values
-FINISHED = ("ok", "infeasible", "invalid", "duplicate", "screened", "predicted-infeasible", "measured")
+FINISHED = ("ok", "infeasible", "invalid", "duplicate", "screened", "predicted-infeasible", "measured", "trained")
 # stage knobs as the tables show them: (column, config field)
 KNOBS = (("C", "dim"), ("L", "depth"), ("H", "num_heads"), ("N", "n_ffn"), ("QK", "key_dim"), ("V", "v_ratio"),
          ("FFN", "ffn_ratio"))

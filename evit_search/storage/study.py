@@ -17,6 +17,7 @@ import time
 import uuid
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -25,7 +26,7 @@ from optuna.trial import TrialState
 
 from ..errors import StorageError
 from .records import FINISHED, KIND_ATTR, Summary, TrialRecord, jsonable, summarize, trial_record
-from .urls import GRACE_S, HEARTBEAT_S, display_url, normalize_url, open_storage, storage_lock
+from .urls import GRACE_S, HEARTBEAT_S, display_url, local_path, normalize_url, open_storage, storage_lock
 
 log = logging.getLogger(__name__)
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created..." is the CLI's to say, not Optuna's
@@ -148,6 +149,26 @@ class StudyStore:
     def display_url(self) -> str:
         return display_url(self.url)
 
+    def stored_path(self, path: Path) -> str:
+        """A file path as a trial stores it: relative to the storage file's folder when it lies
+        under it (the study can be moved with its files), else absolute."""
+        path = Path(path).resolve()
+        base = local_path(self.url)
+        if base is not None:
+            try:
+                return str(path.relative_to(base.resolve().parent))
+            except ValueError:
+                pass
+        return str(path)
+
+    def resolve_path(self, stored: str | None) -> Path | None:
+        """The file a trial stored (see :meth:`stored_path`), from any working directory."""
+        if not stored:
+            return None
+        p = Path(stored)
+        base = local_path(self.url)
+        return p if p.is_absolute() or base is None else base.resolve().parent / p
+
     # ------------------------------------------------------------------ trials
     def records(self) -> list[TrialRecord]:
         return [trial_record(t) for t in self._study.get_trials(deepcopy=False)]
@@ -177,9 +198,10 @@ class StudyStore:
         trial.set_user_attr("pid", os.getpid())
         return TrialHandle(trial)
 
-    def enqueue(self, params: dict[str, Any], attrs: dict[str, Any] | None = None) -> None:
-        """Ask for these parameters next (e.g. the paper's models), tagged with ``attrs``."""
-        self._study.enqueue_trial(params, user_attrs=jsonable(attrs or {}), skip_if_exists=True)
+    def enqueue(self, params: dict[str, Any], attrs: dict[str, Any] | None = None, once: bool = True) -> None:
+        """Ask for these parameters next (e.g. the paper's models), tagged with ``attrs``; ``once``:
+        not when a trial of the study already has them (a resumed run enqueues nothing twice)."""
+        self._study.enqueue_trial(params, user_attrs=jsonable(attrs or {}), skip_if_exists=once)
 
     # ------------------------------------------------------------------ several workers
     def lock(self):

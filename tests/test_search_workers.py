@@ -1,0 +1,316 @@
+"""The search with real trials in this process and several processes on one study: dedupe and
+retries, the infeasible path, samplers, timeouts, resume checks, workers that start together or
+are killed, checkpoints that are not their own."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from evit_search import storage as st
+from evit_search.errors import StorageError
+from evit_search.hooks import Hooks
+from evit_search.search.config import RunConfig
+from evit_search.search.engine import Worker
+from evit_search.search.run import open_run_study, run_search
+from test_search import BASE, _wait_for, cli, postgres  # noqa: F401 - postgres is a fixture
+
+pytestmark = pytest.mark.slow
+FAST = dict(space="tiny", data="synthetic", protocol="proxy-fast", budget="0.5x", sampler="random", train_threads=1,
+            train_reference=False, measure=dict(seconds=0.03, warmup_s=0.03, min_rounds=2, max_rounds=2))
+
+
+def _rc(tmp_path, **kw) -> RunConfig:
+    rc = RunConfig(**{**FAST, "storage": str(tmp_path / "s.db"), "study": "w", "trials": 1, **kw})
+    rc.measure = {**rc.settings().to_dict(), **FAST["measure"]}
+    return rc
+
+
+def _params(cfg_values: dict) -> dict:
+    """Sampler parameters of the tiny space for one architecture."""
+    return {"s0.dim": cfg_values.get("d0", 24), "s0.num_heads": 2, "s0.key_dim": 4, "s1.dim": 32, "s1.depth": 1,
+            "s1.num_heads": 2, "s2.dim": 32}
+
+
+def test_dedupe_matches_finished_outcomes_and_retries_failed_ones(tmp_path):
+    rc = _rc(tmp_path, attempts=2)
+    worker = Worker(rc)
+    store = open_run_study(rc, worker.space)
+    worker_store = worker.open()
+    p = _params({})
+    # a failed attempt of the architecture (its worker was killed, say) does not block it
+    store.enqueue(p, once=False)
+    t = store.ask()
+    cfg = worker.space.suggest(t).validate()
+    assert store.claim_arch(t, cfg.arch_id()).kind == "new"
+    t.finish("failed", reason="interrupted: its worker was killed")
+    store.enqueue(p, once=False)
+    retried = worker.run_trial(worker_store)
+    assert retried["status"] == "ok", retried
+    rec = store.record(retried["number"])
+    assert rec.retry_of == t.number
+    store.enqueue(p, once=False)  # now it is evaluated: a repeat is a duplicate of the trial that did it
+    dup = worker.run_trial(worker_store)
+    assert dup["status"] == "duplicate" and store.record(dup["number"]).duplicate_of == retried["number"]
+    assert store.record(dup["number"]).constraints == rec.constraints  # the sampler sees the same constraints
+
+
+def test_attempts_are_bounded(tmp_path):
+    rc = _rc(tmp_path, attempts=1)
+    worker = Worker(rc)
+    store = open_run_study(rc, worker.space)
+    p = _params({"d0": 32})
+    store.enqueue(p, once=False)
+    t = store.ask()
+    store.claim_arch(t, worker.space.suggest(t).validate().arch_id())
+    t.finish("failed", reason="training: loss is nan")
+    store.enqueue(p, once=False)
+    out = worker.run_trial(worker.open())
+    assert out["status"] == "duplicate" and "failed 1 time(s), the most allowed" in out["reason"]
+
+
+def test_infeasible_candidates_are_measured_stored_and_not_trained(tmp_path):
+    rc = _rc(tmp_path, budget="100x", trials=2)
+    out = run_search(rc, Hooks())
+    recs = out.store.records()
+    assert [r.status for r in recs] == ["infeasible", "infeasible"]
+    for r in recs:
+        assert r.accuracy is None  # never a made-up score
+        assert r.throughput["torch-cpu"]["ratio_to_reference"] < 100 and r.train is None
+        assert r.constraints["throughput_ratio"] == pytest.approx(100 - r.ratio)  # > 0: missed, by this much
+        assert r.attrs["budget_verdict"] == "outside"
+
+
+@pytest.mark.parametrize("sampler", ["nsga2", "tpe", "grid"])
+def test_samplers_run(tmp_path, sampler):
+    out = run_search(_rc(tmp_path, sampler=sampler, trials=2), Hooks())
+    assert out.evaluated == 2 and all(r.status in ("ok", "infeasible") for r in out.store.records()
+                                      if r.status != "duplicate")
+
+
+def test_timeout_stops_new_trials_and_is_not_an_error(tmp_path):
+    t0 = time.time()
+    out = run_search(_rc(tmp_path, trials=100, timeout=15), Hooks())
+    assert out.timed_out and 1 <= out.evaluated < 100 and out.shortfall(100) is None
+    assert time.time() - t0 < 15 + 60  # no trial starts after the deadline; the one running ends
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path):
+    run_search(_rc(tmp_path, trials=1), Hooks())
+    for change in ({"budget": "0.6x"}, {"seed": 3}, {"protocol": "proxy"}, {"per_class": 10}):
+        with pytest.raises(StorageError, match="was created with"):
+            run_search(_rc(tmp_path, **change), Hooks())
+
+
+def test_a_stale_checkpoint_of_another_study_is_never_reused(tmp_path):
+    """Two studies in two databases share a runs folder: trial 0 of each has its own weights."""
+    runs = tmp_path / "runs"
+    a = run_search(_rc(tmp_path, storage=str(tmp_path / "a.db"), runs_dir=str(runs)), Hooks())
+    b = run_search(_rc(tmp_path, storage=str(tmp_path / "b.db"), runs_dir=str(runs), per_class=20), Hooks())
+    ra, rb = a.store.records()[0], b.store.records()[0]
+    assert ra.status == rb.status == "ok" and ra.arch_id == rb.arch_id  # the same first draw, the same folder
+    assert rb.train["splits"]["train"] < ra.train["splits"]["train"]  # trained on its own, smaller subset
+    assert rb.train["history"][0]["seconds"] != ra.train["history"][0]["seconds"]
+
+
+# --------------------------------------------------------------------------- several processes
+def _start(args, tmp_path, n):
+    procs = [subprocess.Popen([sys.executable, "-m", "evit_search", *args], cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(n)]
+    return [(p, *p.communicate(timeout=900)) for p in procs]
+
+
+def _distinct_archs(url, name, expected_new):
+    study = st.load_study(name, url)
+    recs = study.records()
+    trained = [r.arch_id for r in recs if r.status in ("ok", "infeasible")]
+    assert len(trained) == len(set(trained)), "an architecture was evaluated twice"
+    assert sum(1 for r in recs if r.status not in ("duplicate", "invalid")) >= expected_new
+    assert not [r for r in recs if r.status == "running"]
+
+
+@pytest.mark.parametrize("n", [4])  # two workers: test_search.py's --jobs 2 runs
+def test_processes_started_at_once_on_sqlite(tmp_path, n):
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"  # a fresh storage: every process races to create it
+    args = ["run", *BASE, "--trials", "2", "--storage", url, "--study", "race", "--no-train-reference", "--seed", "0"]
+    outs = _start(args, tmp_path, n)
+    for p, out, err in outs:
+        assert p.returncode == 0, err[-2000:]
+    _distinct_archs(url, "race", 2 * n)
+
+
+@pytest.mark.parametrize("n", [4])
+def test_processes_started_at_once_on_postgresql(postgres, tmp_path, n):  # noqa: F811
+    args = ["run", *BASE, "--trials", "2", "--storage", postgres, "--study", f"race{n}", "--no-train-reference"]
+    outs = _start(args, tmp_path, n)
+    for p, out, err in outs:
+        assert p.returncode == 0, err[-2000:]
+    _distinct_archs(postgres, f"race{n}", 2 * n)
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"  # a zombie is dead
+    except FileNotFoundError:
+        return False
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return [int(x) for x in out.stdout.split()]
+
+
+def _timing_child(pid: int) -> int | None:
+    """The measuring process under ``pid`` (or under one of its children), if one is running."""
+    for p in [pid, *_children(pid)]:
+        for c in _children(p):
+            if "evit_search.measure.session" in Path(f"/proc/{c}/cmdline").read_bytes().decode(errors="ignore"):
+                return c
+    return None
+
+
+def test_a_killed_search_leaves_nothing_behind(tmp_path):
+    """kill -9 mid-measurement: the timing process dies with it (not at the end of its segment of
+    8 s, when it would next write), a restart removes its folder, marks the trial interrupted and
+    evaluates new architectures."""
+    db = tmp_path / "s.db"
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    proc = subprocess.Popen([sys.executable, "-m", "evit_search", "run", *BASE, "--trials", "3", "--storage", str(db),
+                             "--study", "kill", "--no-train-reference", "--measure-seconds", "8"],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    found = []
+    assert _wait_for(lambda: found.append(_timing_child(proc.pid)) or found[-1] is not None, 600)
+    time.sleep(6.0)  # past its imports, inside a segment: the timing process writes nothing for seconds
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert _wait_for(lambda: not _running(found[-1]), 2)
+    assert [d for d in tmp.glob("evit-measure-*") if d.name.startswith(f"evit-measure-{proc.pid}-")]  # left behind
+    again = cli("run", *BASE, "--trials", "2", "--storage", str(db), "--study", "kill", "--no-train-reference",
+                cwd=tmp_path, env=env)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert not [d for d in tmp.glob("evit-measure-*") if d.name.startswith(f"evit-measure-{proc.pid}-")]
+    recs = st.load_study("kill", str(db)).records()
+    killed = [r for r in recs if r.attrs.get("pid") == proc.pid and r.status == "failed"]
+    assert len(killed) == 1 and killed[0].reason.startswith("interrupted") and "measuring throughput" in killed[0].reason
+    evaluated = [r.arch_id for r in recs if r.status in ("ok", "infeasible")]
+    assert len(evaluated) == len(set(evaluated)) >= 2  # the restart's --trials 2: two new architectures
+
+
+def test_a_killed_worker_makes_the_run_fail(tmp_path):
+    """One of two workers killed: the other goes on, the summary counts what is left, the run
+    exits non-zero and says so."""
+    db = tmp_path / "s.db"
+    proc = subprocess.Popen([sys.executable, "-m", "evit_search", "run", *BASE, "--trials", "4", "--jobs", "2",
+                             "--storage", str(db), "--study", "kill2", "--no-train-reference"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    workers = []
+    assert _wait_for(lambda: bool(workers.extend(w for w in _children(proc.pid) if _timing_child(w)) or workers), 600)
+    os.kill(workers[0], signal.SIGKILL)
+    out, err = proc.communicate(timeout=900)
+    assert proc.returncode != 0 and "worker(s) exited with an error" in err
+
+
+def test_a_workers_user_error_is_one_line_and_the_run_fails(tmp_path):
+    """A worker that meets a user's mistake says it in one line; the run exits non-zero."""
+    db = tmp_path / "s.db"
+    # the parent creates the study with one protocol; a worker cannot join with another
+    ok = cli("run", *BASE, "--trials", "1", "--storage", str(db), "--study", "u", "--no-train-reference", cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    bad = cli("run", *BASE, "--trials", "1", "--storage", str(db), "--study", "u", "--no-train-reference",
+              "--budget", "0.6x", cwd=tmp_path)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().count("\n") == 0 and "was created with budget='0.5x'" in bad.stderr
+
+
+def test_no_timed_segment_overlaps_held_heavy_work(tmp_path, monkeypatch):
+    """A trial (cost, measurement, training) and another trainer run side by side in this process;
+    with a logical clock, every timed segment falls outside every interval of shared heavy work,
+    and each heavy step of both took the lock."""
+    import threading
+
+    from evit_search import hostlock
+    from evit_search.measure.session import run_session
+    from evit_search.search import engine
+    from evit_search.training.data import make_synthetic
+    from evit_search.training.protocols import get_protocol
+    from evit_search.training.trainer import train
+
+    events, tick, mutex = [], [0], threading.Lock()
+
+    def recorder(event, label, _t):
+        with mutex:  # a logical clock: a strict order of events over threads
+            tick[0] += 1
+            events.append((tick[0], event, label))
+
+    monkeypatch.setattr(hostlock, "recorder", recorder)
+    # the measurement in this process (normally a worker process), so that its segments are seen
+    monkeypatch.setattr(engine, "measure", lambda specs, backends, settings, reference=None, listener=None:
+                        run_session(specs, backends, settings, reference))
+    rc = _rc(tmp_path)
+    worker = Worker(rc)
+    open_run_study(rc, worker.space)
+    other = threading.Thread(target=lambda: train(
+        engine.efficientvit.get_config("efficientvit_m0").with_overrides(dim=(16, 32, 32), num_heads=2, key_dim=4,
+                                                                         kernels=(3, 3, 3, 3)),
+        make_synthetic(n_train=256, n_val=64), get_protocol("proxy-fast", epochs=3), threads=1,
+        checkpoint_dir=tmp_path / "other"))
+    other.start()
+    out = worker.run_trial(worker.open())
+    other.join()
+    assert out["status"] == "ok", out
+    shared, open_ = [], {}
+    segments, seg_start = [], None
+    for t, event, label in events:
+        if event == "shared-acquired":
+            open_.setdefault(label, []).append(t)
+        elif event == "shared-released":
+            shared.append((open_[label].pop(), t, label))
+        elif event == "segment-start":
+            seg_start = t
+        elif event == "segment-end":
+            segments.append((seg_start, t))
+    assert len(segments) >= 6 and shared  # warm-up and two rounds of two models
+    overlaps = [(s, lab) for s in segments for a, b, lab in shared if s[0] < b and a < s[1]]
+    assert not overlaps, overlaps
+    labels = {lab for _, _, lab in shared}
+    for step in ("counting params and FLOPs", "loading and resizing data", "building the model", "training epoch 1",
+                 "evaluating on the test split", "saving a checkpoint"):
+        assert step in labels, (step, labels)
+
+
+@pytest.mark.parametrize("first,second,calls,verdict", [
+    ((1.30, 1.40), None, 1, "within"),  # clear at once: measured once
+    ((0.45, 0.55), (0.52, 0.60), 2, "within"),  # straddled 0.5x, then clear with twice the rounds
+    ((0.45, 0.55), (0.48, 0.53), 2, "borderline"),  # still straddling: stored as borderline
+])
+def test_a_candidate_whose_interval_contains_the_budget_is_measured_again(tmp_path, monkeypatch, first, second,
+                                                                          calls, verdict):
+    from evit_search.measure.records import ThroughputRecord
+    from evit_search.search import engine
+
+    seen = []
+
+    def fake_measure(specs, backends, settings, reference=None, listener=None):
+        lo, hi = first if not seen else second
+        seen.append(settings.min_rounds)
+        mid = (lo + hi) / 2
+        rec = dict(backend="torch-cpu", status="ok", images_per_s=100 * mid, images_per_s_ci_low=100 * lo,
+                   images_per_s_ci_high=100 * hi, ratio_to_reference=mid, ratio_ci_low=lo, ratio_ci_high=hi,
+                   batch_size=16, ms_per_batch=16000 / (100 * mid), rounds=settings.min_rounds)
+        return [ThroughputRecord(model="candidate", **rec),
+                ThroughputRecord(model=specs[1].label, **{**rec, "ratio_to_reference": 1.0, "images_per_s": 100.0})]
+
+    monkeypatch.setattr(engine, "measure", fake_measure)
+    rc = _rc(tmp_path)
+    worker = Worker(rc)
+    open_run_study(rc, worker.space)
+    out = worker.run_trial(worker.open())
+    assert len(seen) == calls and (calls == 1 or seen[1] == 2 * rc.settings().max_rounds)
+    rec = st.load_study("w", rc.storage).record(out["number"])
+    assert rec.attrs["budget_verdict"] == verdict and ("first_throughput" in rec.attrs) == (calls == 2)
