@@ -267,8 +267,8 @@ def test_unreadable_image_is_one_line(tmp_path):
 
 def test_describe_states_stored_and_trained_size():
     b = make_synthetic(n_train=8, n_val=4, resolution=28)
-    assert b.describe() == "synthetic: 8 train / 4 val, 4 classes, 1x28x28"
-    assert b.describe(64) == "synthetic: 8 train / 4 val, 4 classes, stored 1x28x28, trained at 1x64x64"
+    assert b.describe() == "synthetic: 8 train / 4 test, 4 classes, 1x28x28"
+    assert b.describe(64) == "synthetic: 8 train / 4 test, 4 classes, stored 1x28x28, trained at 1x64x64"
     assert resize_bundle(b, 64).describe().endswith("stored 1x28x28, trained at 1x64x64")  # a prepared bundle knows
 
 
@@ -315,7 +315,7 @@ def test_cli_train_on_a_users_folder_warns_in_one_line_each_and_saves_class_name
                and line.endswith("left out, 2 classes remain") for line in lines)
     assert any(line.startswith("imagefolder: no val/ folder in ") and line.endswith("held out for validation")
                for line in lines)
-    header = "imagefolder:pics: 18 train / 2 val, 2 classes, stored 3x224x224, trained at 3x32x32 with protocol"
+    header = "imagefolder:pics: 18 train / 2 test, 2 classes, stored 3x32x32, trained at 3x32x32 with protocol"  # decoded at the size it trains at
     assert header in out.stdout
     ckpt = torch.load(tmp_path / "m0.pt", weights_only=False)
     assert ckpt["class_names"] == ["ant", "bee"] and ckpt["config"]["num_classes"] == 2

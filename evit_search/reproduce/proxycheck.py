@@ -89,14 +89,24 @@ class ProxyCheck:
     split: str  # what the accuracies were measured on
 
 
+def settings_key(p: Protocol) -> dict:
+    """What a protocol trains with, whatever it is called: a run counts for every protocol of the
+    same settings (a candidate that becomes the default keeps its runs)."""
+    return st.jsonable({k: v for k, v in p.to_dict().items() if k not in ("name", "description")})
+
+
 def _done(store: st.StudyStore) -> dict[tuple[str, str, int], st.TrialRecord]:
-    """Stored runs by (protocol, model, seed); a run of an older definition of a protocol does not count."""
+    """Stored runs by (protocol, model, seed), for every protocol defined now whose settings they
+    were trained with; runs of settings no protocol has any more do not count."""
+    by_settings: dict[str, list[str]] = {}
+    for name, p in PROTOCOLS.items():
+        by_settings.setdefault(repr(settings_key(p)), []).append(name)
     out = {}
     for r in store.records():
         a = r.attrs
-        if r.status == "trained" and a.get("protocol") in PROTOCOLS and \
-                a.get("protocol_settings") == get_protocol(a["protocol"]).to_dict():
-            out[(a["protocol"], a["model"], int(a["seed"]))] = r
+        if r.status == "trained":
+            for name in by_settings.get(repr(a.get("protocol_key")), []):
+                out[(name, a["model"], int(a["seed"]))] = r
     return out
 
 
@@ -136,7 +146,7 @@ def proxy_check(cfg: ProxyCheckConfig, bundle: DataBundle, hooks: Hooks | None =
         res = train(efficientvit.get_config(model), prepared[protocol_name], protocol, seed=seed, threads=cfg.threads,
                     device=cfg.device, precision=cfg.precision, on_step=on_step, on_epoch=on_epoch)
         trial = store.ask()
-        for k, v in {"protocol": protocol_name, "protocol_settings": protocol.to_dict(), "model": model, "seed": seed,
+        for k, v in {"protocol": protocol_name, "protocol_key": settings_key(protocol), "model": model, "seed": seed,
                      "data": cfg.data, "cost": costs[model], "train": res.to_dict()}.items():
             trial.set(k, v)
         if res.status == "ok":

@@ -11,6 +11,7 @@ import pandas as pd
 from ..env import fingerprint
 from ..reporting.markdown import ReportFiles, markdown_table
 from ..reporting.plots import figure
+from ..stats import is_missing
 from .proxycheck import Fidelity, ProxyCheck
 
 LITERATURE = [
@@ -23,7 +24,7 @@ LITERATURE = [
 
 
 def _tau(t: float | None, p: float | None) -> str:
-    return "-" if t is None else f"{t:.3f} (p {p:.3f})"
+    return "-" if is_missing(t) else f"{t:.3f} (p {p:.3f})"
 
 
 def verdict(f: Fidelity) -> list[str]:
@@ -35,8 +36,10 @@ def verdict(f: Fidelity) -> list[str]:
     if f.tau_long is not None:
         lines.append(f"Kendall tau against the long run on the same data: {_tau(f.tau_long, f.p_long)}.")
     if f.seed_sd is not None:
-        lines.append(f"Seed SD of M4 over {f.seed_sd_runs} seeds: {f.seed_sd:.3f} points; the best and worst models are "
-                     f"{f.spread_over_sd:.1f} SD apart, the closest pair in the paper's order {f.min_gap_over_sd:.2f} SD.")
+        apart = (f"; the best and worst models are {f.spread_over_sd:.1f} SD apart, the closest pair in the paper's "
+                 f"order {f.min_gap_over_sd:.2f} SD" if f.spread_over_sd is not None and f.min_gap_over_sd is not None
+                 else "")
+        lines.append(f"Seed SD of M4 over {f.seed_sd_runs} seeds: {f.seed_sd:.3f} points{apart}.")
     elif f.seed_sd_runs:
         lines.append("One seed of M4: the seed noise is not measured (give --seeds or --m4-seeds >= 2).")
     grid = "x".join(str(g) for g in f.protocol.token_grid())
@@ -72,13 +75,13 @@ def limits(pc: ProxyCheck) -> list[str]:
     the dataset gap (high tau against the long run, low against the paper)."""
     out = []
     for f in pc.fidelities:
-        if f.tau_long is None or f.tau_paper is None:
+        if is_missing(f.tau_long) or is_missing(f.tau_paper):
             continue
         own = "its own error (short training)" if f.tau_long < f.tau_paper or f.tau_long < 0.867 else None
         gap = "the dataset gap (Fashion-MNIST is not ImageNet)" if f.tau_long >= 0.867 and f.tau_paper < 0.867 else None
         out.append(f"{f.protocol.name}: tau {f.tau_long:.2f} against the long run, {f.tau_paper:.2f} against the paper; "
                    f"limited by {own or gap or 'neither at this sample size'}.")
-    if pc.long is not None and pc.long.tau_paper is not None:
+    if pc.long is not None and not is_missing(pc.long.tau_paper):
         out.append(f"The long run itself ranks M0-M5 at tau {pc.long.tau_paper:.2f} against the paper: the best any "
                    "proxy on this data can hope for.")
     return out

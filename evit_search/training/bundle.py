@@ -43,7 +43,8 @@ class DataBundle:
         c = self.in_chans
         size = (f"stored {c}x{stored}x{stored}, trained at {c}x{trained}x{trained}"
                 if img_size or trained != stored else f"{c}x{stored}x{stored}")
-        return f"{self.name}: {len(self.train_y)} train / {len(self.val_y)} val, {self.num_classes} classes, {size}"
+        # the dataset's own held-out split is what runs report as "test" (they select on images held out from train)
+        return f"{self.name}: {len(self.train_y)} train / {len(self.val_y)} test, {self.num_classes} classes, {size}"
 
 
 def _stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
