@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_search import BASE, _wait_for, cli, postgres  # noqa: F401 - postgres is a fixture
 
 from evit_search import storage as st
 from evit_search.errors import StorageError
@@ -17,7 +18,6 @@ from evit_search.hooks import Hooks
 from evit_search.search.config import RunConfig
 from evit_search.search.engine import Worker
 from evit_search.search.run import open_run_study, run_search
-from test_search import BASE, _wait_for, cli, postgres  # noqa: F401 - postgres is a fixture
 
 pytestmark = pytest.mark.slow
 FAST = dict(space="tiny", data="synthetic", protocol="proxy-fast", budget="0.5x", sampler="random", train_threads=1,

@@ -120,3 +120,61 @@ def test_budget_verdict_from_the_intervals():
 def test_budget_errors(bad):
     with pytest.raises(UserError, match="--budget"):
         parse_budget(bad)
+
+
+def test_knobs_a_protocol_cannot_see_are_named():
+    from evit_search.training.protocols import get_protocol
+
+    space = load_space("efficientvit")
+    assert space.blind_knobs(get_protocol("proxy").token_grid()) == ["stages[2].key_dim", "stages[2].kernels"]
+    assert space.blind_knobs(get_protocol("cpu-112px-1x15k").token_grid()) == []  # 7x4x2 tokens: attention everywhere
+
+
+@pytest.mark.parametrize("model", [f"efficientvit_m{i}" for i in range(6)])
+def test_the_default_space_holds_the_papers_models(model):
+    """Each of M0-M5 encodes to parameters that decode to the registry's config (same arch id)."""
+    space = load_space("efficientvit")
+    cfg = efficientvit.get_config(model)
+    params = space.encode(cfg)
+    assert params is not None, model
+    study = optuna.create_study(directions=["maximize", "maximize"])
+    study.enqueue_trial(params)
+    assert space.suggest(study.ask()).validate().arch_id() == cfg.with_overrides(**space.input).arch_id()
+
+
+def test_a_model_outside_the_space_does_not_encode():
+    space = load_space("efficientvit")
+    assert space.encode(efficientvit.get_config("efficientvit_m4").with_overrides(depth=(5, 2, 3))) is None
+    assert space.encode(efficientvit.get_config("efficientvit_m4_mhsa")) is None  # a switch the space fixes
+
+
+def test_the_default_space_rarely_samples_invalid_candidates():
+    space = load_space("efficientvit")
+    study = optuna.create_study(directions=["maximize", "maximize"], sampler=optuna.samplers.RandomSampler(seed=1))
+    invalid = 0
+    for _ in range(200):
+        t = study.ask()
+        try:
+            space.suggest(t).validate()
+        except efficientvit.ConfigError:
+            invalid += 1
+        study.tell(t, [0.0, 0.0])
+    assert invalid == 0
+
+
+def test_run_enqueues_the_papers_models_first_tagged_and_once(tmp_path):
+    from evit_search import storage as st
+    from evit_search.search.run import enqueue_paper_models
+
+    space = load_space("efficientvit")
+    store = st.create_study("paper", str(tmp_path / "s.db"), {})
+    assert enqueue_paper_models(store, space, "efficientvit_m4") == [f"efficientvit_m{i}" for i in (0, 1, 2, 3, 5)]
+    enqueue_paper_models(store, space, "efficientvit_m4")  # a resumed run: nothing twice
+    for name in ("efficientvit_m0", "efficientvit_m1", "efficientvit_m2", "efficientvit_m3", "efficientvit_m5"):
+        t = store.ask()
+        assert t.attrs["paper_model"] == name
+        assert space.suggest(t).arch_id() == efficientvit.get_config(name).arch_id()
+        t.finish("invalid")
+    t = store.ask()
+    assert "paper_model" not in t.attrs  # then the sampler's own draws
+    t.finish("invalid")

@@ -211,3 +211,17 @@ def test_training_on_the_gpu(tmp_path):
         assert torch.allclose(m(x), res.model.float().eval()(x.cuda()).cpu(), atol=1e-4)
     resumed = run(device="cuda", checkpoint_dir=tmp_path / "ck")  # every epoch stored: nothing left to train
     assert resumed.history == res.history
+
+
+def test_a_rung_continues_exactly_where_it_stopped(tmp_path):
+    """Successive halving trains to a fraction of the protocol, then continues from the rung's
+    checkpoint (mid-epoch, the schedule of the full run): the same model as one full run."""
+    full = run()
+    rung = run(checkpoint_dir=tmp_path, until=1 / 3)
+    assert rung.fraction == pytest.approx(1 / 3, abs=0.05) and rung.test_top1 is None  # test waits for the full run
+    assert rung.images_seen < full.images_seen
+    rest = run(checkpoint_dir=tmp_path)
+    assert rest.fraction == 1.0 and rest.images_seen == full.images_seen
+    for (k, a), b in zip(full.model.state_dict().items(), rest.model.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert rest.top1 == full.top1 and rest.test_top1 == full.test_top1

@@ -8,8 +8,8 @@ import pytest
 from evit_search import storage as st
 from evit_search.tui import view as D
 from evit_search.tui.app import EvitTui
-from evit_search.tui.screens import CompareScreen, DetailScreen
 from evit_search.tui.demo import add_trial, make_ablation_study, make_study
+from evit_search.tui.screens import CompareScreen, DetailScreen
 
 SIZE = (120, 36)
 

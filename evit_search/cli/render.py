@@ -54,16 +54,40 @@ def front_table(s: st.Summary, attrs: dict) -> Table:
               f"{noise.n} seeds" if noise.n else "-", "", fmt(ref_res.get("test_top1"), 2),
               *("1.00" for _ in extra), style="bold")
     for r in s.front:
-        t.add_row(str(r.number), *(st.stage_values(r.config, key) for _, key in st.KNOBS[:6]),
+        t.add_row(_trial_label(r), *(st.stage_values(r.config, key) for _, key in st.KNOBS[:6]),
                   fmt((r.cost or {}).get("params_m"), 2), fmt((r.cost or {}).get("flops_m"), 0), fmt(r.images_per_s),
                   f"{r.ratio:.2f}", f"{r.accuracy:.2f}", delta_text(delta_to_reference(r, noise)),
                   " ".join(f"#{n}" for n in same.get(r.number, [])), fmt((r.train or {}).get("test_top1"), 2),
                   *(_ratio_text(r.throughput.get(b)) for b in extra))
+    for r, where in paper_models_off_the_front(s):
+        t.add_row(_trial_label(r), *(st.stage_values(r.config, key) for _, key in st.KNOBS[:6]),
+                  fmt((r.cost or {}).get("params_m"), 2), fmt((r.cost or {}).get("flops_m"), 0), fmt(r.images_per_s),
+                  fmt(r.ratio, 2), fmt(r.accuracy, 2), where, "", fmt((r.train or {}).get("test_top1"), 2),
+                  *(_ratio_text(r.throughput.get(b)) for b in extra), style="dim")
     t.caption = ("no feasible candidate was trained yet" if not s.front else
                  f"val top-1: the split candidates are selected on (held out from train); test top-1: reported, never "
                  f"selected on. {noise.describe()}; Δ: one candidate run against the reference's mean, 95 % Student-t "
                  f"interval from the reference's seed SD. 'same as': front members it cannot be told apart from.")
     return t
+
+
+def _trial_label(r: st.TrialRecord) -> str:
+    return f"{r.number} ({r.paper_model.replace('efficientvit_', '').upper()})" if r.paper_model else str(r.number)
+
+
+def paper_models_off_the_front(s: st.Summary) -> list[tuple[st.TrialRecord, str]]:
+    """The paper's models of the study that are not on the front, with where they stand."""
+    on_front = {r.number for r in s.front}
+    out = []
+    for r in s.records:
+        if not r.paper_model or r.number in on_front or r.status == "duplicate":
+            continue
+        if r.status == "ok":
+            by = next((f.number for f in s.front if f.accuracy >= r.accuracy and f.ratio >= r.ratio), None)
+            out.append((r, f"dominated by #{by}" if by is not None else "dominated"))
+        else:
+            out.append((r, f"{r.status}: {r.reason or ''}"[:60]))
+    return out
 
 
 def trials_table(s: st.Summary) -> Table:

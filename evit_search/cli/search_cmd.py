@@ -5,6 +5,7 @@ parser stay fast."""
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -13,6 +14,8 @@ from rich.console import Console
 
 from .. import storage as st
 from ..measure.records import Settings
+from ..reporting.accuracy import delta_to_reference, reference_noise
+from ..reporting.predictions import prediction_error
 from ..storage import SAMPLERS
 from .options import add_data_options, add_storage, positive_float, positive_int, split_list
 from .progress import progress, rich_hooks
@@ -28,7 +31,21 @@ def add(sub) -> None:
     p.add_argument("--space", default="efficientvit", help="a space YAML file or a built-in name (efficientvit, tiny)")
     p.add_argument("--trials", type=positive_int, help="number of trials (this run)")
     p.add_argument("--timeout", type=positive_float, help="seconds (from the command's start) after which no new trial starts")
-    p.add_argument("--sampler", default="nsga2", help=f"{', '.join(SAMPLERS)} (default nsga2)")
+    p.add_argument("--sampler", default="nsga2",
+                   help=f"{', '.join(SAMPLERS)} (default nsga2, with a population of half the --trials, 4 to 16: a short "
+                        "run learns after its first generation; tpe learns after 8 random trials)")
+    p.add_argument("--fidelity", choices=["full", "sh"], default="full",
+                   help="full (default): every feasible candidate trains the whole protocol; sh: successive halving, "
+                        "every feasible candidate trains 1/eta^2 of it and the top 1/eta by non-dominated rank on "
+                        "(accuracy, throughput) go on to 1/eta, then to all of it (fronts use fully trained ones)")
+    p.add_argument("--eta", type=positive_int, default=3, help="successive halving's reduction factor (default 3)")
+    p.add_argument("--no-predict", action="store_true",
+                   help="measure every candidate (by default, after 8 measured ones, a candidate that a throughput model "
+                        "fitted to them predicts below the budget by more than its own error is stored as "
+                        "predicted-infeasible, neither measured nor trained)")
+    p.add_argument("--no-paper-models", action="store_true",
+                   help="do not enqueue the paper's models that lie in the space (M0-M5 but the reference) as the first "
+                        "trials")
     p.add_argument("--study", help="study name; an existing one is resumed")
     add_storage(p)
     p.add_argument("--jobs", type=positive_int, default=1, help="worker processes on this machine")
@@ -57,6 +74,7 @@ def add(sub) -> None:
     p.add_argument("--all", action="store_true", help="list every trial, not only the front")
     p.add_argument("--csv", help="write all trials to this CSV file")
     p.add_argument("--parquet", help="write all trials to this Parquet file")
+    p.add_argument("--json", metavar="FILE", help="write the study as JSON: reference, counts, front, every trial")
     p.set_defaults(func=run_show)
 
     p = sub.add_parser("report", help="markdown + PNG Pareto plot of a study under reports/")
@@ -100,6 +118,8 @@ def run_run(args) -> int:
                    per_class=args.per_class, protocol=args.protocol, epochs=args.epochs, train_threads=args.train_threads,
                    device=args.device, precision="amp" if args.amp else "fp32", runs_dir=args.runs_dir,
                    train_reference=not args.no_train_reference, ref_seeds=args.ref_seeds, attempts=args.attempts,
+                   paper_models=not args.no_paper_models, predict=not args.no_predict, fidelity=args.fidelity,
+                   eta=args.eta,
                    measure=asdict(Settings(seconds=args.measure_seconds, warmup_s=args.measure_seconds,
                                            min_rounds=args.measure_rounds, max_rounds=max(10, args.measure_rounds))))
     console = Console()
@@ -133,8 +153,13 @@ def run_show(args) -> int:
     console = Console()
     store = st.load_study(args.study, args.storage)
     s = store.summary()
-    console.print(front_table(s, store.attrs))
+    attrs = store.attrs
+    console.print(front_table(s, attrs))
     console.print(status_line(s))
+    err = prediction_error(s.records, attrs.get("backend") or "torch-cpu")
+    if err:
+        console.print(f"throughput model: {err['n']} predictions made before measuring, median absolute error "
+                      f"{100 * err['mdape']:.1f} %, Spearman {err['spearman']:.2f} against the measurements")
     if args.all:
         console.print(trials_table(s))
     df = st.to_dataframe(s.records)
@@ -144,7 +169,22 @@ def run_show(args) -> int:
     if args.parquet:
         df.to_parquet(args.parquet, index=False)
         console.print(f"wrote {args.parquet}")
+    if args.json:
+        noise = reference_noise(attrs)
+        payload = {"study": store.name, "storage": store.display_url, "budget": attrs.get("budget"),
+                   "reference": {"model": attrs.get("reference"), **(attrs.get("reference_result") or {})},
+                   "counts": s.counts, "front": [r.number for r in s.front], "predictor_error": err,
+                   "trials": [{**r.to_dict(), "delta_to_reference": _delta_json(delta_to_reference(r, noise))}
+                              for r in s.records]}
+        Path(args.json).write_text(json.dumps(st.jsonable(payload), indent=1))
+        console.print(f"wrote {args.json}")
     return 0
+
+
+def _delta_json(d) -> dict | None:
+    if d is None:
+        return None
+    return {"delta": d.delta, "ci_low": d.low, "ci_high": d.high, "confidence": d.confidence, "verdict": d.verdict}
 
 
 def run_report(args) -> int:

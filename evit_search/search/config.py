@@ -47,6 +47,11 @@ class RunConfig:
     train_reference: bool = True
     ref_seeds: int = 3  # the reference is trained this many times: the seed noise every delta is judged by
     attempts: int = 2  # an architecture whose trial failed or was interrupted is tried at most this often
+    paper_models: bool = True  # enqueue M0-M5 (those in the space) as the first trials
+    fidelity: str = "full"  # full: every feasible candidate trains in full; sh: successive halving over rungs
+    eta: int = 3  # successive halving: the top 1/eta of a rung is promoted; rungs are eta^-2, eta^-1, 1
+    predict: bool = True  # skip candidates a throughput model predicts well below the budget
+    predict_audit: bool = False  # measure them anyway and mark them (benchmarks check the skips)
 
     def settings(self) -> Settings:
         return Settings(**self.measure)
@@ -58,7 +63,7 @@ class RunConfig:
         return {"space": self.space, "budget": self.budget, "reference": self.reference, "backend": self.backend,
                 "data": self.data, "protocol": self.protocol, "epochs": self.epochs, "classes": self.classes,
                 "per_class": self.per_class, "seed": self.seed, "train_device": self.device_kind(),
-                "precision": self.precision}
+                "precision": self.precision, "fidelity": self.fidelity, "eta": self.eta if self.fidelity == "sh" else None}
 
     def runs_root(self) -> Path:
         """Where trained candidates are saved: ``--runs-dir``, else beside the storage file
@@ -70,6 +75,11 @@ class RunConfig:
         if path is not None:
             return path.parent / f"{path.stem}-runs"
         return Path.home() / ".cache" / "evit-search" / "runs" / storage_identity(self.storage)
+
+    def population(self) -> int:
+        """NSGA-II's population: never more than half the trials this run asks for (between 4
+        and 16), so that a short run gets past its random first generation and learns."""
+        return 16 if self.trials is None else max(4, min(16, self.trials // 2))
 
     def device_kind(self) -> str:
         return "cuda" if resolve_device(self.device).startswith("cuda") else "cpu"
@@ -91,6 +101,10 @@ def check_run_config(rc: RunConfig) -> tuple[SearchSpace, Budget]:
     if rc.also_measure:
         usable_backends(rc.also_measure, "--also-measure")
     check_precision(rc.precision, resolve_device(rc.device))
+    if rc.fidelity not in ("full", "sh"):
+        raise UserError(f"--fidelity={rc.fidelity!r} is not one of full, sh")
+    if rc.eta < 2:
+        raise UserError(f"--eta={rc.eta} must be at least 2")
     if rc.sampler not in SAMPLERS:
         raise UserError(f"--sampler {rc.sampler!r} is not one of {', '.join(SAMPLERS)}")
     if rc.trials is None and rc.timeout is None:

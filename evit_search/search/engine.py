@@ -39,6 +39,7 @@ from ..training.data import load_dataset
 from ..training.protocols import get_protocol
 from ..training.splits import prepare_data
 from ..training.trainer import save_model, train
+from . import fidelity, predictor
 from .budget import Budget
 from .config import RunConfig, check_run_config
 
@@ -61,7 +62,8 @@ class Worker:
         store = st.load_study(self.rc.study, self.rc.storage)
         index = store.register_worker()
         seed = self.rc.seed + 7919 * index  # worker 0 of a study draws what --seed says
-        store.set_sampler(st.make_sampler(self.rc.sampler, seed, self.space.grid() if self.rc.sampler == "grid" else None))
+        store.set_sampler(st.make_sampler(self.rc.sampler, seed, self.space.grid() if self.rc.sampler == "grid" else None,
+                                          population_size=self.rc.population()))
         return store
 
     def data(self):
@@ -76,10 +78,20 @@ class Worker:
 
     def run(self, n_trials: int | None, deadline: float | None, on_trial: TrialCallback | None = None) -> int:
         """Trials until ``n_trials`` new architectures were evaluated (duplicates and invalid
-        samples do not count) or the deadline passes. Returns how many were evaluated."""
+        samples do not count) or the deadline passes; with successive halving, a promotion comes
+        before a new trial, and promotions go on until none is due. Returns how many new
+        architectures were evaluated."""
         store = self.open()
         done = repeats = 0
-        while (n_trials is None or done < n_trials) and (deadline is None or time.time() < deadline):
+        while deadline is None or time.time() < deadline:
+            job = self._next_promotion(store) if self.rc.fidelity == "sh" else None
+            if job is not None:
+                out = self._promote(store, *job)
+                if on_trial:
+                    on_trial(out)
+                continue
+            if n_trials is not None and done >= n_trials:
+                break
             rec = self.run_trial(store)
             if on_trial:
                 on_trial(rec)
@@ -95,6 +107,57 @@ class Worker:
                 continue
             done, repeats = done + 1, 0
         return done
+
+    # ------------------------------------------------------------------ successive halving
+    def _next_promotion(self, store: st.StudyStore) -> tuple[int, int] | None:
+        """A (trial, rung) this worker has claimed and should train next, or None."""
+        at_rung: dict[int, list[fidelity.Point]] = {}
+        promoted: dict[int, set[int]] = {}
+        states = store.rungs()
+        for r in store.records():
+            if r.status != "ok" or r.ratio is None or r.number not in states:
+                continue
+            state = states[r.number]
+            reached = {e["rung"] for e in state["rungs"]}
+            for e in state["rungs"]:
+                at_rung.setdefault(e["rung"], []).append(fidelity.Point(r.number, e["top1"], r.ratio))
+                if e["rung"] + 1 in reached or (state.get("promoting") or {}).get("rung") == e["rung"] + 1:
+                    promoted.setdefault(e["rung"], set()).add(r.number)
+        top = len(self.rungs) - 1
+        for number, rung in fidelity.promotable(at_rung, promoted, self.rc.eta, top):
+            if store.claim_promotion(number, rung):
+                return number, rung
+        return None
+
+    def _promote(self, store: st.StudyStore, number: int, rung: int) -> dict:
+        """Train trial ``number`` on from its last rung's checkpoint to ``rung``."""
+        rec = store.record(number)
+        cfg = efficientvit.EfficientViTConfig.from_dict(rec.config)
+        try:
+            res, ckpt = self._train(cfg, store, number, rung)
+        except Exception as e:  # noqa: BLE001 - the promotion failed: another worker may retry it
+            store.release_promotion(number)
+            log.exception("promotion of trial %d to rung %d failed", number, rung)
+            return {"number": number, "status": "failed", "reason": f"promotion to rung {rung}: {e}"}
+        if res.status != "ok":
+            store.release_promotion(number)
+            return {"number": number, "status": "failed", "reason": f"promotion to rung {rung}: {res.reason}"}
+        store.record_rung(number, self._rung_entry(rung, res, store, ckpt))
+        return {"number": number, "status": f"rung {rung}", "values": [float(res.top1), float(rec.ratio)],
+                "reason": f"promoted: trained to {res.fraction:.0%} of the protocol"}
+
+    @property
+    def rungs(self) -> list[float]:
+        return fidelity.fractions(self.rc.eta) if self.rc.fidelity == "sh" else [1.0]
+
+    def _rung_entry(self, rung: int, res, store: st.StudyStore, ckpt) -> dict:
+        entry = {"rung": rung, "fraction": res.fraction, "top1": res.top1, "val_loss": res.val_loss,
+                 "epochs": res.history[-1]["epoch"] if res.history else None, "seconds": res.wall_s,
+                 "train_s": res.train_s}
+        if res.fraction >= 1.0:
+            entry.update(test_top1=res.test_top1, test_top5=res.test_top5, test_loss=res.test_loss,
+                         checkpoint=store.stored_path(ckpt) if ckpt else None)
+        return entry
 
     # ------------------------------------------------------------------ the trial pipeline
     def run_trial(self, store: st.StudyStore) -> dict:
@@ -131,6 +194,22 @@ class Worker:
             if any(v > 0 for v in cons.values()):
                 return trial.finish("infeasible", reason="over the params/FLOPs limit", constraints=cons)
 
+            # 3b. a candidate predicted well below the speed budget is neither measured nor trained
+            if self.rc.predict and self.budget.min_ratio is not None:
+                model = predictor.fit(store.records(), self.rc.backend)
+                if model is not None:
+                    predicted = model.predict(cfg.to_dict(), cost.to_dict())
+                    trial.set("predicted_ratio", predicted)
+                    trial.set("predictor", {"n": model.n, "margin": model.margin, "mdape": model.mdape,
+                                            "spearman": model.spearman})
+                    if predictor.skip(model, predicted, self.budget.min_ratio):
+                        if not self.rc.predict_audit:
+                            cons["throughput_ratio"] = self.budget.min_ratio - predicted
+                            return trial.finish("predicted-infeasible", constraints=cons, reason=(
+                                f"predicted {predicted:.2f}x the reference; even x{model.margin:.2f} (the predictor's "
+                                f"90th-percentile error over {model.n} candidates) is below {self.budget.min_ratio:g}x"))
+                        trial.set("would_skip", True)  # benchmarks measure it anyway, to check the skip
+
             # 4. throughput, with the reference re-measured in the same session (the ratio is an
             #    objective, so it is measured even when the budget has no speed term); a candidate
             #    whose interval contains the budget is measured again with more rounds
@@ -157,13 +236,15 @@ class Worker:
             if any(v > 0 for v in cons.values()):
                 return trial.finish("infeasible", reason=_miss(self.budget, ratio, cand), constraints=cons, ratio=ratio)
 
-            # 5. proxy training, only for candidates within budget
+            # 5. proxy training, only for candidates within budget (with successive halving: rung 0)
             trial.phase("training")
-            res, ckpt = self._train(cfg, store, trial.number)
+            res, ckpt = self._train(cfg, store, trial.number, 0)
             if res.status != "ok":
                 return trial.finish("failed", reason=f"training: {res.reason}", constraints=cons, train=res.to_dict())
+            if self.rc.fidelity == "sh":
+                store.record_rung(trial.number, self._rung_entry(0, res, store, ckpt))
             return trial.finish("ok", values=[float(res.top1), float(ratio)], constraints=cons, train=res.to_dict(),
-                                checkpoint=store.stored_path(ckpt))
+                                checkpoint=store.stored_path(ckpt) if ckpt else None)
         except UserError as e:
             trial.finish("failed", reason=f"stopped: {e}")
             raise  # a user's mistake (missing data...): stop, nothing stored is lost
@@ -186,17 +267,19 @@ class Worker:
         by = {(r.backend, r.model): r for r in recs}
         return {b: by[(b, "candidate")] for b in backends}, {b: by[(b, specs[1].label)] for b in backends}
 
-    def _train(self, cfg, store: st.StudyStore, number: int):
-        """Train with checkpoints keyed by everything that makes this trial: a checkpoint of
-        another study, storage, data subset or trial is never resumed from."""
+    def _train(self, cfg, store: st.StudyStore, number: int, rung: int):
+        """Train (to the rung's fraction of the protocol) with checkpoints keyed by everything that
+        makes this trial: a checkpoint of another study, storage, data subset or trial is never
+        resumed from; a promotion resumes its own rung's. The full model is saved at the end."""
         data, protocol = self.data()
         folder = self.rc.runs_root() / store.name / f"trial-{number}-{cfg.arch_id()[:8]}"
         key = {"storage": st.storage_identity(self.rc.storage), "study_uid": store.attrs.get("study_uid"),
                "trial": number, "data": self.rc.data, "classes": self.rc.classes, "per_class": self.rc.per_class}
         res = train(cfg, data, protocol, seed=self.rc.seed, threads=self.rc.train_threads, device=self.rc.device,
-                    precision=self.rc.precision, checkpoint_dir=folder / "epochs", run_key=key, fresh_on_mismatch=True)
+                    precision=self.rc.precision, checkpoint_dir=folder / "epochs", run_key=key, fresh_on_mismatch=True,
+                    until=self.rungs[rung])
         ckpt = None
-        if res.status == "ok":
+        if res.status == "ok" and res.fraction >= 1.0:
             names = list(data.class_names) if data.class_names is not None else None
             ckpt = save_model(folder / "model.pt", res.model, res.config, {"result": res.to_dict(), "class_names": names})
         return res, ckpt

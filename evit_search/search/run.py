@@ -61,6 +61,13 @@ def run_search(rc: RunConfig, hooks: Hooks) -> RunOutcome:
         store.set_attr("reference_config", ref_cfg.to_dict())
         store.set_attr("reference_cost", count_cost(ref_cfg).to_dict())
     hooks.started(store, {"rc": rc, "space": space, "budget": budget, "data": data, "protocol": protocol}, recovered)
+    if rc.paper_models:
+        enqueue_paper_models(store, space, rc.reference)
+    blind = space.blind_knobs(protocol.token_grid())
+    if blind:
+        hooks.info(f"warning: protocol {protocol.name} trains at {protocol.img_size} px, where the last stage is "
+                   f"{'x'.join(map(str, protocol.token_grid()))} tokens: {', '.join(blind)} cannot change its accuracy, "
+                   "only the throughput, so the front will drift to their cheapest values")
 
     if rc.train_reference:
         train_reference(store, rc, data, protocol, hooks)
@@ -98,6 +105,22 @@ def run_search(rc: RunConfig, hooks: Hooks) -> RunOutcome:
     evaluated = sum(1 for r in added if r.status not in NOT_NEW)
     timed_out = deadline is not None and time.time() >= deadline
     return RunOutcome(store, summary, len(added), evaluated, timed_out, bad)
+
+
+PAPER_MODELS = [f"efficientvit_m{i}" for i in range(6)]
+
+
+def enqueue_paper_models(store: st.StudyStore, space: SearchSpace, reference: str) -> list[str]:
+    """The paper's models that lie in the space (not the reference) become the first trials,
+    tagged ``paper_model``, so the front shows where M0-M5 fall; a resumed study enqueues
+    nothing twice."""
+    names = []
+    for name in PAPER_MODELS:
+        params = space.encode(efficientvit.get_config(name)) if name != reference else None
+        if params is not None:
+            store.enqueue(params, {"paper_model": name})
+            names.append(name)
+    return names
 
 
 def train_reference(store: st.StudyStore, rc: RunConfig, data, protocol, hooks: Hooks) -> dict:

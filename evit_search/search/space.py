@@ -36,9 +36,12 @@ INPUT_KEYS = {"img_size", "in_chans", "num_classes"}
 FIXED_KEYS = {"block", "attention", "cascade", "qkv", "token_dw", "norm", "act"}
 LIMIT_KEYS = {"params_m", "flops_m"}
 OBJECTIVES = ("accuracy", "throughput")
-INT_FIELDS = {"dim", "depth", "num_heads", "key_dim", "window_size", "n_ffn"}
+INT_FIELDS = {"dim", "head_dim", "depth", "num_heads", "key_dim", "window_size", "n_ffn"}
 FLOAT_FIELDS = {"v_ratio", "ffn_ratio"}
-REQUIRED_STAGE = ("dim", "depth", "num_heads")
+REQUIRED_STAGE = ("depth", "num_heads")
+# a stage gives its width as ``dim`` or as ``head_dim`` (the width per head: dim = num_heads x
+# head_dim), which makes every sampled width divisible by its heads
+STAGE_KEYS = (*STAGE_FIELDS, "head_dim")
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,13 @@ class Param:
     low: float | None = None
     high: float | None = None
     step: float | None = None
+
+    def match(self, v: Any) -> Any:
+        """The allowed value equal to ``v`` (floats within 1e-9), or None."""
+        if self.kind == "float" and not self.step:
+            return v if self.low <= v <= self.high else None
+        return next((a for a in self.values(limit=10_000) if a == v or (isinstance(a, float) and isinstance(v, (int, float))
+                                                                           and abs(a - v) < 1e-9)), None)
 
     def values(self, limit: int = 64) -> list:
         """A finite list of the values (ranges sampled on their step grid) for feasibility checks."""
@@ -101,8 +111,36 @@ class SearchSpace:
             values = dict(values)
             if "kernels" in values:
                 values["kernels"] = parse_kernels(values["kernels"])
+            if "head_dim" in values:
+                values["dim"] = values["num_heads"] * values.pop("head_dim")
             stages.append(StageConfig(**values))
         return EfficientViTConfig(stages=tuple(stages), **self.input, **self.fixed)
+
+    def encode(self, cfg: EfficientViTConfig) -> dict[str, Any] | None:
+        """The sampler's parameters that decode to ``cfg`` (at this space's input and switches),
+        or None when ``cfg`` is not in the space: how the paper's models are enqueued."""
+        if len(cfg.stages) != len(self.stages) or any(getattr(cfg, k) != v for k, v in self.fixed.items()):
+            return None
+        out: dict[str, Any] = {}
+        for i, (params, st) in enumerate(zip(self.stages, cfg.stages)):
+            for name, p in params.items():
+                v = (st.dim // st.num_heads if name == "head_dim" else ",".join(map(str, st.kernels)) if name == "kernels"
+                     else getattr(st, name))
+                found = p.match(v)
+                if found is None:
+                    return None
+                if p.kind != "fixed":
+                    out[f"s{i}.{name}"] = found
+        decoded = self.decode([{n: p.choices[0] if p.kind == "fixed" else out[f"s{i}.{n}"] for n, p in params.items()}
+                               for i, params in enumerate(self.stages)])
+        return out if decoded.arch_id() == cfg.with_overrides(**self.input).arch_id() else None
+
+    def blind_knobs(self, grid: tuple[int, ...]) -> list[str]:
+        """Knobs this space searches that a protocol with stage token grid ``grid`` cannot see:
+        with one token in a stage, attention's softmax is 1 there, so its key dim and Q kernels
+        cannot change accuracy (they still cost throughput at the measured size)."""
+        return [f"stages[{i}].{name}" for i, params in enumerate(self.stages) if i < len(grid) and grid[i] < 2
+                for name in ("key_dim", "kernels") if name in params and params[name].kind != "fixed"]
 
     def grid(self) -> dict[str, list]:
         """Search space for Optuna's GridSampler (ranges on their step grid)."""
@@ -241,11 +279,13 @@ def load_space(name_or_path: str) -> SearchSpace:
         if not isinstance(raw, dict):
             raise _err(path, key, "must be a mapping of stage fields")
         for name in raw:
-            if name not in STAGE_FIELDS:
-                raise _err(path, f"{key}.{name}", f"unknown key; stage fields: {', '.join(STAGE_FIELDS)}")
+            if name not in STAGE_KEYS:
+                raise _err(path, f"{key}.{name}", f"unknown key; stage fields: {', '.join(STAGE_KEYS)}")
         for name in REQUIRED_STAGE:
             if name not in raw:
                 raise _err(path, f"{key}.{name}", "is required")
+        if ("dim" in raw) == ("head_dim" in raw):
+            raise _err(path, f"{key}.dim", "give the width as dim or as head_dim (dim = num_heads x head_dim), one of them")
         stages.append({name: _param(path, f"{key}.{name}", name, v) for name, v in raw.items()})
 
     inp = {"img_size": 224, "in_chans": 3, "num_classes": 1000}

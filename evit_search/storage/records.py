@@ -56,6 +56,10 @@ class TrialRecord:
     label: str | None = None
     reference_throughput: dict[str, dict] = field(default_factory=dict)
     checkpoint: str | None = None  # trained weights, as stored (relative to the storage file or absolute)
+    paper_model: str | None = None  # one of the paper's models, enqueued by `run`
+    rung: int | None = None  # successive halving: the highest rung reached (None: trained in full at once)
+    rungs: list[dict] = field(default_factory=list)  # per rung: fraction of the training, top1, val_loss, seconds
+    fidelity: float | None = None  # the fraction of the protocol's training its accuracy reflects
     attrs: dict[str, Any] = field(default_factory=dict, repr=False)  # every stored attribute
 
     @property
@@ -79,8 +83,9 @@ class TrialRecord:
         return knob_text(self.config)
 
 
-def trial_record(t) -> TrialRecord:
-    """A record from an Optuna FrozenTrial."""
+def trial_record(t, rungs: dict | None = None) -> TrialRecord:
+    """A record from an Optuna FrozenTrial; ``rungs``: its successive-halving state, kept beside
+    the trial (a finished trial cannot change), whose highest rung gives the accuracy."""
     ua = t.user_attrs
     state = t.state.name.lower()
     values = t.values if t.values else None
@@ -95,7 +100,7 @@ def trial_record(t) -> TrialRecord:
         if state == "fail":  # failed without a word: its worker stopped (heartbeat lost, killed)
             reason = f"interrupted: its worker stopped{' while ' + ua['phase'] if ua.get('phase') else ''}"
     dur = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start else None
-    return TrialRecord(
+    rec = TrialRecord(
         number=t.number, state=state, status=status, arch_id=ua.get("arch_id"),
         accuracy=values[0] if values else ua.get("accuracy"),
         ratio=values[1] if values else ua.get("ratio"),
@@ -103,15 +108,25 @@ def trial_record(t) -> TrialRecord:
         cost=ua.get("cost"), throughput=ua.get("throughput") or {}, constraints=cons, train=ua.get("train"),
         env=ua.get("env"), duplicate_of=ua.get("duplicate_of"), retry_of=ua.get("retry_of"), host=ua.get("host"),
         duration_s=dur, row=ua.get("row"), label=ua.get("label"),
-        reference_throughput=ua.get("reference_throughput") or {}, checkpoint=ua.get("checkpoint"), attrs=dict(ua),
+        reference_throughput=ua.get("reference_throughput") or {}, checkpoint=ua.get("checkpoint"),
+        paper_model=ua.get("paper_model"), attrs=dict(ua),
     )
+    if rungs and rungs.get("rungs"):
+        top = rungs["rungs"][-1]
+        rec.rung, rec.rungs, rec.fidelity = len(rungs["rungs"]) - 1, list(rungs["rungs"]), top["fraction"]
+        rec.accuracy = top["top1"]
+        rec.checkpoint = top.get("checkpoint") or rec.checkpoint
+        rec.train = {**(rec.train or {}), **{k: top[k] for k in ("test_top1", "test_top5", "test_loss") if k in top}}
+    elif rec.train:
+        rec.fidelity = rec.train.get("fraction", 1.0)
+    return rec
 
 
 def pareto_front(recs: list[TrialRecord]) -> list[TrialRecord]:
-    """Feasible, completed trials that no other dominates in (accuracy, ratio), one per arch,
-    fastest first."""
+    """Feasible, completed trials trained in full (the top rung of successive halving) that no
+    other dominates in (accuracy, ratio), one per arch, fastest first."""
     pts = [r for r in recs if r.state == "complete" and r.feasible is not False and r.accuracy is not None
-           and r.ratio is not None]
+           and r.ratio is not None and (r.fidelity is None or r.fidelity >= 1.0)]
     seen, uniq = set(), []
     for r in sorted(pts, key=lambda r: r.number):
         if r.arch_id not in seen:
@@ -159,7 +174,9 @@ def to_dataframe(recs: list[TrialRecord]):
         row = {"number": r.number, "state": r.state, "status": r.status, "feasible": r.feasible,
                "accuracy": r.accuracy, "ratio": r.ratio, "arch_id": r.arch_id, "reason": r.reason,
                "knobs": r.knob_text(), "duplicate_of": r.duplicate_of, "retry_of": r.retry_of, "host": r.host,
-               "duration_s": r.duration_s}
+               "duration_s": r.duration_s, "paper_model": r.paper_model, "rung": r.rung, "fidelity": r.fidelity,
+               "rungs": json.dumps(r.rungs) if r.rungs else None, "test_top1": (r.train or {}).get("test_top1"),
+               "predicted_ratio": r.attrs.get("predicted_ratio"), "budget_verdict": r.attrs.get("budget_verdict")}
         if r.cost:
             row.update({"params_m": r.cost.get("params_m"), "flops_m": r.cost.get("flops_m")})
         for b, m in r.throughput.items():

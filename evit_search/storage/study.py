@@ -46,6 +46,13 @@ def _alive(pid: int) -> bool:
         return True
 
 
+def _stale(claim: dict) -> bool:
+    """A promotion claim whose worker is gone (this host: its process; elsewhere: too old)."""
+    if claim.get("host") == socket.gethostname():
+        return not _alive(int(claim.get("pid") or 0))
+    return time.time() - float(claim.get("at") or 0) > 12 * GRACE_S
+
+
 @dataclass(frozen=True)
 class Claim:
     """The answer to "may this trial evaluate this architecture?"."""
@@ -171,7 +178,8 @@ class StudyStore:
 
     # ------------------------------------------------------------------ trials
     def records(self) -> list[TrialRecord]:
-        return [trial_record(t) for t in self._study.get_trials(deepcopy=False)]
+        attrs = self.attrs
+        return [trial_record(t, attrs.get(f"rungs:{t.number}")) for t in self._study.get_trials(deepcopy=False)]
 
     def summary(self) -> Summary:
         return summarize(self.records())
@@ -182,7 +190,7 @@ class StudyStore:
             tid = self._storage.get_trial_id_from_study_id_trial_number(self._study_id(), number)
         except KeyError:
             return None
-        return trial_record(self._storage.get_trial(tid))
+        return trial_record(self._storage.get_trial(tid), self.attrs.get(f"rungs:{number}"))
 
     def set_sampler(self, sampler) -> None:
         """The sampler this process asks with (each worker has its own, see :mod:`.samplers`)."""
@@ -241,6 +249,49 @@ class StudyStore:
             if claim.kind != "duplicate":
                 handle.set("arch_id", arch_id)  # inside the lock: the next claimant sees it
         return claim
+
+    # ------------------------------------------------------------------ successive halving
+    def rungs(self, number: int | None = None) -> dict:
+        """A trial's rung state -- ``rungs`` (one entry per rung reached), ``promoting`` (a claim),
+        ``log`` (who trained which rung) -- or, without ``number``, every trial's by number. A
+        claim whose worker is gone is left out: its promotion is free to take again."""
+        def live(state: dict) -> dict:
+            state = dict(state)
+            if state.get("promoting") and _stale(state["promoting"]):
+                del state["promoting"]
+            return state
+
+        attrs = self.attrs
+        if number is None:
+            return {int(k.split(":", 1)[1]): live(v) for k, v in attrs.items() if k.startswith("rungs:")}
+        return live(attrs.get(f"rungs:{number}") or {"rungs": []})
+
+    def record_rung(self, number: int, entry: dict) -> None:
+        """Store the rung a trial has just reached (atomically: several workers write these)."""
+        with self.lock():
+            state = self.rungs(number)
+            state["rungs"] = [r for r in state["rungs"] if r["rung"] != entry["rung"]] + [entry]
+            state.setdefault("log", []).append({"rung": entry["rung"], "host": socket.gethostname(), "pid": os.getpid()})
+            state.pop("promoting", None)
+            self.set_attr(f"rungs:{number}", state)
+
+    def claim_promotion(self, number: int, rung: int) -> bool:
+        """Whether this worker may train ``number`` to ``rung``: true for one worker only."""
+        with self.lock():
+            state = self.rungs(number)
+            reached = max((r["rung"] for r in state["rungs"]), default=-1)
+            if reached >= rung or state.get("promoting"):
+                return False
+            state["promoting"] = {"rung": rung, "host": socket.gethostname(), "pid": os.getpid(), "at": time.time()}
+            self.set_attr(f"rungs:{number}", state)
+            return True
+
+    def release_promotion(self, number: int) -> None:
+        """A promotion that failed: another worker may try it."""
+        with self.lock():
+            state = self.rungs(number)
+            if state.pop("promoting", None) is not None:
+                self.set_attr(f"rungs:{number}", state)
 
     def fail_interrupted(self) -> list[int]:
         """Trials left running by a worker that stopped become ``failed`` ('interrupted'): on this

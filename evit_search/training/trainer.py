@@ -35,8 +35,8 @@ from efficientvit import EfficientViTConfig
 
 from .. import hostlock
 from ..errors import UserError
-from .augment import BatchAugment, loss_fn
 from ..hooks import EpochCallback, StepCallback
+from .augment import BatchAugment, loss_fn
 from .bundle import DataBundle
 from .device import autocast, check_precision, resolve_device
 from .protocols import Protocol
@@ -73,6 +73,7 @@ class TrainResult:
     device: str = "cpu"
     precision: str = "fp32"
     memory_format: str = "contiguous"
+    fraction: float = 1.0  # of the protocol's training done (below 1: a rung of successive halving)
     trained_config: dict | None = None
     # the trained model and its final config, for callers that save them (not serialised)
     model: object = field(default=None, repr=False, compare=False)
@@ -137,7 +138,7 @@ def train(cfg: EfficientViTConfig, data: DataBundle | Splits, protocol: Protocol
           checkpoint_dir: str | os.PathLike | None = None, threads: int | None = None,
           on_step: StepCallback | None = None, on_epoch: EpochCallback | None = None,
           lock: bool = True, device: str = "cpu", precision: str = "fp32", run_key: dict | None = None,
-          fresh_on_mismatch: bool = False) -> TrainResult:
+          fresh_on_mismatch: bool = False, until: float = 1.0) -> TrainResult:
     """Train ``cfg`` (resized to the protocol and dataset), evaluate it on the validation split
     every epoch and on the test split at the end.
 
@@ -147,8 +148,11 @@ def train(cfg: EfficientViTConfig, data: DataBundle | Splits, protocol: Protocol
     generators from (seed, epoch), so an interrupted run resumed from its per-epoch checkpoint
     gives the same result. The checkpoint holds ``run_key`` (what makes the run: architecture,
     protocol, seed, precision, and whatever the caller adds); one of another run is refused, or
-    with ``fresh_on_mismatch`` set aside and the run starts fresh. A NaN or infinite loss ends the
-    run with ``status='failed'`` and the reason, never a zero accuracy.
+    with ``fresh_on_mismatch`` set aside and the run starts fresh. ``until``: stop after that
+    fraction of the protocol's steps (a rung of successive halving) with the learning-rate schedule
+    of the full run, so that a later call continues it exactly; the test split is evaluated only
+    at the end of the full run. A NaN or infinite loss ends the run with ``status='failed'`` and
+    the reason, never a zero accuracy.
     """
     p = protocol
     t_start, cpu_start = time.perf_counter(), time.process_time()
@@ -184,7 +188,9 @@ def train(cfg: EfficientViTConfig, data: DataBundle | Splits, protocol: Protocol
     key = {"arch_id": cfg.arch_id(), "protocol": p.to_dict(), "seed": seed, "precision": precision, **(run_key or {})}
 
     ckpt_path = Path(checkpoint_dir) / "last.pt" if checkpoint_dir else None
-    start_epoch = 0
+    total_steps = steps_per_epoch * p.epochs
+    stop_step = total_steps if until >= 1.0 else max(1, min(total_steps, round(until * total_steps)))
+    done_steps, rng = 0, None
     if ckpt_path and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         if state.get("key") != key:
@@ -201,20 +207,24 @@ def train(cfg: EfficientViTConfig, data: DataBundle | Splits, protocol: Protocol
                 ema.module.load_state_dict(state["ema"])
             if scaler is not None and state.get("scaler"):
                 scaler.load_state_dict(state["scaler"])
-            start_epoch = state["epoch"] + 1
+            done_steps, rng = state["step"], state["rng"]
             result.history = state["history"]
             result.images_seen = state["images_seen"]
             result.train_s = state["train_s"]
-            log.info("resuming from %s at epoch %d", ckpt_path, start_epoch)
+            log.info("resuming from %s at step %d of %d", ckpt_path, done_steps, total_steps)
 
-    for epoch in range(start_epoch, p.epochs):
+    while done_steps < stop_step:
+        epoch, first = divmod(done_steps, steps_per_epoch)
         gen = _seed_all(seed * 100_003 + epoch)
         perm = torch.randperm(len(data.train_y), generator=gen)
+        if first and rng is not None:  # resumed inside an epoch: every generator where it stopped
+            _set_rng(gen, rng)
+        last = min(steps_per_epoch, stop_step - epoch * steps_per_epoch)
         with _held(lock, f"training epoch {epoch + 1}"):
             t_epoch = time.perf_counter()  # after the lock: waiting is not training
             model.train()
             loss_sum, n_seen = 0.0, 0
-            for step in range(steps_per_epoch):
+            for step in range(first, last):
                 idx = perm[step * batch:(step + 1) * batch]
                 x, target = augment(data.train_x[idx], data.train_y[idx], gen)
                 if channels_last:
@@ -249,10 +259,13 @@ def train(cfg: EfficientViTConfig, data: DataBundle | Splits, protocol: Protocol
                 if on_step:
                     on_step(epoch, step + 1, steps_per_epoch, loss.item())
             t_train = time.perf_counter() - t_epoch
+            done_steps = epoch * steps_per_epoch + last
             metrics = evaluate(model, data.val_x, data.val_y, data.mean, data.std, p.eval_batch, device, channels_last)
-            entry = {"epoch": epoch + 1, "train_loss": loss_sum / max(1, n_seen), "val_top1": metrics["top1"],
-                     "val_top5": metrics["top5"], "val_loss": metrics["loss"], "lr": opt.param_groups[0]["lr"],
-                     "seconds": time.perf_counter() - t_epoch, "train_images_per_s": n_seen / t_train}
+            at = done_steps / steps_per_epoch
+            entry = {"epoch": int(at) if at.is_integer() else round(at, 4), "train_loss": loss_sum / max(1, n_seen),
+                     "val_top1": metrics["top1"], "val_top5": metrics["top5"], "val_loss": metrics["loss"],
+                     "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - t_epoch,
+                     "train_images_per_s": n_seen / t_train if t_train > 0 else None}
             if ema is not None:
                 entry["ema_val_top1"] = evaluate(ema.module, data.val_x, data.val_y, data.mean, data.std, p.eval_batch,
                                                  device, channels_last)["top1"]
@@ -262,27 +275,45 @@ def train(cfg: EfficientViTConfig, data: DataBundle | Splits, protocol: Protocol
             if ckpt_path:
                 ckpt_path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = ckpt_path.with_suffix(".tmp")
-                torch.save({"key": key, "config": cfg.to_dict(), "epoch": epoch, "model": model.state_dict(),
-                            "optimizer": opt.state_dict(), "ema": ema.module.state_dict() if ema is not None else None,
+                torch.save({"key": key, "config": cfg.to_dict(), "step": done_steps, "rng": _get_rng(gen),
+                            "model": model.state_dict(), "optimizer": opt.state_dict(),
+                            "ema": ema.module.state_dict() if ema is not None else None,
                             "scaler": scaler.state_dict() if scaler is not None else None, "history": result.history,
                             "images_seen": result.images_seen, "train_s": result.train_s}, tmp)
                 tmp.replace(ckpt_path)  # atomic: a kill never leaves half a checkpoint
         if on_epoch:
             on_epoch(entry)
 
-    with _held(lock, "evaluating on the test split"):
-        test = evaluate(model, data.test_x, data.test_y, data.mean, data.std, p.eval_batch, device, channels_last)
+    result.fraction = done_steps / total_steps
     last = result.history[-1] if result.history else {}
     # the paper reports the non-EMA model's accuracy; the EMA figure is in the history
     result.top1, result.top5, result.val_loss = last.get("val_top1"), last.get("val_top5"), last.get("val_loss")
-    result.test_top1, result.test_top5, result.test_loss = test["top1"], test["top5"], test["loss"]
     result.train_images_per_s = result.images_seen / result.train_s if result.train_s > 0 else None
     result.wall_s = time.perf_counter() - t_start
     result.cpu_s = time.process_time() - cpu_start
     if channels_last:
         model = model.to(memory_format=torch.contiguous_format)  # saved weights load anywhere
     result.model, result.config = model, cfg
+    if result.fraction < 1.0:  # a rung of successive halving: the test split waits for the full run
+        return result
+    with _held(lock, "evaluating on the test split"):
+        test = evaluate(model, data.test_x, data.test_y, data.mean, data.std, p.eval_batch, device)
+    result.test_top1, result.test_top5, result.test_loss = test["top1"], test["top5"], test["loss"]
+    result.wall_s = time.perf_counter() - t_start
+    result.cpu_s = time.process_time() - cpu_start
     return result
+
+
+def _get_rng(gen: torch.Generator) -> dict:
+    return {"gen": gen.get_state(), "torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+            "python": random.getstate()}
+
+
+def _set_rng(gen: torch.Generator, rng: dict) -> None:
+    gen.set_state(rng["gen"])
+    torch.set_rng_state(rng["torch"])
+    np.random.set_state(rng["numpy"])
+    random.setstate(rng["python"])
 
 
 def save_model(path: str | os.PathLike, model: torch.nn.Module, cfg: EfficientViTConfig, extra: dict | None = None) -> Path:

@@ -19,6 +19,7 @@ from ..search.budget import budget_ratio
 from . import view as D
 from .screens import AblationScreen, CompareScreen, DetailScreen, HelpScreen, MainScreen, StudyPicker
 
+
 class EvitTui(App):
     CSS_PATH = "app.tcss"
     TITLE = "evit-search"

@@ -1,0 +1,64 @@
+"""The throughput model: fitted to measured candidates of one host and backend, it skips a
+candidate only when even its prediction raised by its own out-of-sample error misses the budget."""
+
+import math
+import random
+import socket
+
+import optuna
+import pytest
+
+from evit_search import storage as st
+from evit_search.reporting.predictions import prediction_error
+from evit_search.search import predictor
+from evit_search.search.space import load_space
+
+
+def _records(n: int, seed: int = 0, noise: float = 0.03):
+    """Candidates of the default space whose ratio follows FLOPs (ratio ~ (300 / FLOPs)^0.9) with noise."""
+    space = load_space("efficientvit")
+    rng = random.Random(seed)
+    study = optuna.create_study(directions=["maximize", "maximize"], sampler=optuna.samplers.RandomSampler(seed=seed))
+    out = []
+    for i in range(n):
+        t = study.ask()
+        cfg = space.suggest(t)
+        study.tell(t, [0.0, 0.0])
+        flops = sum(s.dim * s.dim * s.depth * (4 + 2 * s.n_ffn * s.ffn_ratio) * r * r
+                    for s, r in zip(cfg.stages, cfg.stage_resolutions())) / 1e6 + 20
+        ratio = (300.0 / flops) ** 0.9 * math.exp(rng.gauss(0, noise))
+        out.append(st.TrialRecord(number=i, state="pruned", status="infeasible", config=cfg.to_dict(),
+                                  cost={"flops_m": flops, "params_m": flops / 40}, host=socket.gethostname(),
+                                  throughput={"torch-cpu": {"ratio_to_reference": ratio}}))
+    return out
+
+
+def test_no_prediction_before_the_warm_up():
+    assert predictor.fit(_records(predictor.WARMUP - 1), "torch-cpu") is None
+    assert predictor.fit(_records(predictor.WARMUP), "torch-cpu") is not None
+
+
+def test_the_model_fits_and_knows_its_error():
+    recs = _records(40)
+    model = predictor.fit(recs, "torch-cpu")
+    assert model.n == 40 and model.mdape < 0.15 and model.spearman > 0.8 and 1.0 < model.margin < 1.5
+    assert predictor.fit(recs, "onnx-cpu") is None  # another backend's measurements are not these
+    assert predictor.fit(recs, "torch-cpu", host="another-host") is None  # nor another machine's
+
+
+def test_it_skips_only_beyond_its_margin():
+    model = predictor.fit(_records(40), "torch-cpu")
+    budget = 1.25
+    below = budget / model.margin * 0.99  # even raised by the error, below the budget
+    near = budget / model.margin * 1.01  # within the error of the budget: measured
+    assert predictor.skip(model, below, budget) and not predictor.skip(model, near, budget)
+    assert not predictor.skip(model, 2.0, budget)
+    assert not predictor.skip(None, 0.1, budget) and not predictor.skip(model, 0.1, None)  # no model, no speed term
+
+
+def test_online_error_compares_predictions_made_before_measuring():
+    recs = _records(10)
+    for r, f in zip(recs, (1.1, 0.9, 1.0, 1.2, 0.8, 1.0, 1.0, 1.05, 0.95, 1.0)):
+        r.attrs["predicted_ratio"] = r.throughput["torch-cpu"]["ratio_to_reference"] * f
+    err = prediction_error(recs, "torch-cpu")
+    assert err["n"] == 10 and err["mdape"] == pytest.approx(0.05)
