@@ -111,3 +111,26 @@ def test_a_killed_promotion_resumes_from_its_rung_and_trains_nothing_twice(tmp_p
     after = store.rungs()
     for n, entries in before.items():  # rungs reached before the kill were not trained again
         assert [e for e in after[n]["rungs"] if e["rung"] < len(entries)] == entries
+
+
+def test_hypervolume_of_a_front():
+    from evit_search.reproduce.search_bench import hypervolume
+
+    ref = (80.0, 1.25)
+    assert hypervolume([], ref) == 0.0
+    assert hypervolume([(85.0, 1.75)], ref) == pytest.approx(5.0 * 0.5)
+    # two points: the union of their rectangles; a dominated or out-of-bounds point adds nothing
+    two = hypervolume([(85.0, 1.75), (90.0, 1.5)], ref)
+    assert two == pytest.approx(5.0 * 0.5 + 10.0 * 0.25 - 5.0 * 0.25)
+    assert hypervolume([(85.0, 1.75), (90.0, 1.5), (84.0, 1.4), (95.0, 1.0)], ref) == pytest.approx(two)
+
+
+@pytest.mark.slow
+def test_search_benchmark_runs_three_arms_and_writes_its_report(tmp_path):
+    out = cli("bench", "search", "--space", "tiny", "--data", "synthetic", "--protocol", "proxy-fast", "--budget", "0.5x",
+              "--minutes", "0.5", "--train-threads", "1", "--reports", str(tmp_path), cwd=tmp_path, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    import pandas as pd
+
+    df = pd.read_csv(next(tmp_path.glob("search-benchmark-*.csv")))
+    assert list(df.arm) == ["full", "sh", "sh+predict"] and (df.sampled > 0).all() and (df.cpu_s > 0).all()

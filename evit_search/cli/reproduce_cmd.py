@@ -17,6 +17,7 @@ from .options import (
     add_measure_options,
     add_storage,
     measure_settings,
+    positive_float,
     positive_int,
     split_list,
     training_inputs,
@@ -29,8 +30,12 @@ def add(sub) -> None:
                        description="Measure throughput side by side with the paper's figures. 'table2'/'table3': "
                                    "EfficientViT M0-M5 (ours, deploy mode) and every peer of the table that timm has. "
                                    "'deploy': our M0-M5 deploy mode vs timm's efficientvit_msra eager and BN-folded.")
-    p.add_argument("table", choices=["table2", "table3", "tables", "deploy"],
-                   help="table2, table3, tables (both: the paper's 21 peers and M0-M5) or deploy")
+    p.add_argument("table", choices=["table2", "table3", "tables", "deploy", "search"],
+                   help="table2, table3, tables (both: the paper's 21 peers and M0-M5), deploy, or search (full "
+                        "training vs successive halving vs successive halving with the throughput model, --minutes each)")
+    p.add_argument("--minutes", type=positive_float, default=30.0, help="bench search: minutes per arm (default 30)")
+    p.add_argument("--space", default="efficientvit", help="bench search: the space (default efficientvit)")
+    p.add_argument("--budget", default="1.25x", help="bench search: the budget (default 1.25x)")
     p.add_argument("--models", help="comma-separated paper names or timm names (default: all); M4 is always measured")
     p.add_argument("--jit", choices=["none", "trace", "freeze"], default="trace",
                    help="JIT applied to every model in table2/table3 (default: trace, the paper's protocol)")
@@ -38,6 +43,7 @@ def add(sub) -> None:
     p.add_argument("--repeat-reference", type=positive_int, default=5,
                    help="measure M4 this many times in the session to report repeatability (default 5; 1 = off)")
     add_measure_options(p)
+    add_data_options(p)
     p.set_defaults(func=run_bench)
 
     p = sub.add_parser("ablate", help="reproduce the paper's Table 6 ablations side by side with its numbers")
@@ -79,6 +85,8 @@ def run_bench(args) -> int:
     from ..measure.runner import measure  # torch: loaded when the command runs, not for --help
     from ..reproduce import bench
 
+    if args.table == "search":
+        return run_search_bench(args)
     console = Console()
     settings = measure_settings(args)
     backends = ["torch-cpu"] if args.table == "deploy" else _usable(args.backends, console)  # deploy: torch CPU only
@@ -196,4 +204,23 @@ def run_proxy_check(args) -> int:
     files = write_report(res, Path(args.reports), bundle.describe(protocol.img_size),
                          Path(args.json) if args.json else None)
     console.print("wrote " + ", ".join(str(p) for p in files.as_dict().values()) + (f", {args.json}" if args.json else ""))
+    return 0
+
+
+def run_search_bench(args) -> int:
+    from ..reproduce import search_bench  # torch: loaded when the command runs, not for --help
+    from ..search.budget import parse_budget
+    from ..search.config import RunConfig
+
+    console = Console()
+    folder = Path(args.reports) / "search-benchmark-runs"
+    rc = RunConfig(space=args.space, budget=args.budget, seed=args.seed, data=args.data, data_dir=args.data_dir,
+                   classes=args.classes, per_class=args.per_class, protocol=args.protocol, epochs=args.epochs,
+                   train_threads=args.train_threads, device=args.device)
+    with progress(console) as prog:
+        arms = search_bench.run_arms(rc, args.minutes, folder, rich_hooks(prog, "search bench"))
+    desc = (f"Space `{args.space}`, budget {args.budget}, protocol `{args.protocol}` on {args.data}, seed {args.seed}, "
+            f"{args.minutes:g} min per arm, one arm after the other; studies in {folder}.")
+    files = search_bench.write_report(arms, parse_budget(args.budget).min_ratio or 1.0, Path(args.reports), desc)
+    console.print("wrote " + ", ".join(str(p) for p in files.as_dict().values()))
     return 0

@@ -153,7 +153,7 @@ class Worker:
     def _rung_entry(self, rung: int, res, store: st.StudyStore, ckpt) -> dict:
         entry = {"rung": rung, "fraction": res.fraction, "top1": res.top1, "val_loss": res.val_loss,
                  "epochs": res.history[-1]["epoch"] if res.history else None, "seconds": res.wall_s,
-                 "train_s": res.train_s}
+                 "train_s": res.train_s, "at": time.time()}
         if res.fraction >= 1.0:
             entry.update(test_top1=res.test_top1, test_top5=res.test_top5, test_loss=res.test_loss,
                          checkpoint=store.stored_path(ckpt) if ckpt else None)

@@ -52,6 +52,7 @@ class TrialRecord:
     retry_of: int | None = None
     host: str | None = None
     duration_s: float | None = None
+    completed_at: float | None = None  # seconds since the epoch (Unix time)
     row: int | None = None  # Table 6 row, for ablation studies
     label: str | None = None
     reference_throughput: dict[str, dict] = field(default_factory=dict)
@@ -107,7 +108,8 @@ def trial_record(t, rungs: dict | None = None) -> TrialRecord:
         feasible=feasible, reason=reason, params=dict(t.params), config=ua.get("config"),
         cost=ua.get("cost"), throughput=ua.get("throughput") or {}, constraints=cons, train=ua.get("train"),
         env=ua.get("env"), duplicate_of=ua.get("duplicate_of"), retry_of=ua.get("retry_of"), host=ua.get("host"),
-        duration_s=dur, row=ua.get("row"), label=ua.get("label"),
+        duration_s=dur, completed_at=t.datetime_complete.timestamp() if t.datetime_complete else None,
+        row=ua.get("row"), label=ua.get("label"),
         reference_throughput=ua.get("reference_throughput") or {}, checkpoint=ua.get("checkpoint"),
         paper_model=ua.get("paper_model"), attrs=dict(ua),
     )
