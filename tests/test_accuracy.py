@@ -1,0 +1,67 @@
+"""Seed noise: intervals and verdicts on constructed numbers, and what the commands write."""
+
+import json
+import math
+
+import pytest
+from scipy.stats import t as student_t
+
+from evit_search import storage as st
+from evit_search.reporting.accuracy import delta_to_reference, indistinguishable_from, reference_noise
+from evit_search.stats import SeedNoise, delta_interval, pooled_sd
+
+
+def test_seed_noise_mean_and_sd():
+    n = SeedNoise((84.0, 85.0, 86.0))
+    assert n.mean == pytest.approx(85.0) and n.sd == pytest.approx(1.0) and n.n == 3
+    assert SeedNoise((84.0,)).sd is None  # one run measures no noise
+
+
+def test_pooled_sd_over_designs():
+    sd, df = pooled_sd([[1.0, 3.0], [10.0, 12.0, 14.0]])  # squares 2 + 8 over 1 + 2 degrees of freedom
+    assert df == 3 and sd == pytest.approx(math.sqrt(10 / 3))
+    assert pooled_sd([[1.0], [2.0]]) == (None, 0)
+
+
+@pytest.mark.parametrize("a,b,verdict", [(88.0, 85.0, "better"), (82.0, 85.0, "worse"), (85.5, 85.0, "indistinguishable")])
+def test_known_noise_gives_known_verdicts(a, b, verdict):
+    """SD 0.5 over 3 reference seeds: the half width for one candidate is t(0.975, 2) x 0.5 x sqrt(1 + 1/3)."""
+    d = delta_interval(a, 1, b, 3, 0.5, 2)
+    half = student_t.ppf(0.975, 2) * 0.5 * math.sqrt(1 + 1 / 3)
+    assert d.delta == pytest.approx(a - b) and d.high - d.low == pytest.approx(2 * half)
+    assert half == pytest.approx(2.4841, abs=1e-3) and d.verdict == verdict  # 4.303 x 0.5 x 1.155
+
+
+def test_unmeasured_noise_is_never_a_result():
+    assert delta_interval(90.0, 1, 80.0, 1, None, 0).verdict == "indistinguishable"
+
+
+def _rec(number, acc, ratio=1.5):
+    return st.TrialRecord(number=number, state="complete", status="ok", accuracy=acc, ratio=ratio, feasible=True)
+
+
+def test_deltas_to_the_reference_and_front_members_told_apart():
+    attrs = {"reference_result": {"top1": 85.0, "top1_sd": 0.5, "n": 3}}
+    noise = reference_noise(attrs)
+    assert delta_to_reference(_rec(1, 88.0), noise).verdict == "better"
+    front = [_rec(1, 88.0, 1.3), _rec(2, 87.5, 1.6), _rec(3, 80.0, 2.0)]
+    same = indistinguishable_from(front, noise)
+    assert same == {1: [2], 2: [1], 3: []}  # 0.5 apart is inside the noise; 7.5 is not
+
+
+def test_proxy_check_json_holds_its_keys(tmp_path):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "evit_search", "proxy-check", "--data", "synthetic", "--protocol",
+                          "proxy-fast", "--models", "efficientvit_m0,efficientvit_m1", "--seeds", "2",
+                          "--train-threads", "1", "--storage", str(tmp_path / "pc.db"), "--reports", str(tmp_path),
+                          "--json", str(tmp_path / "pc.json")], capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-2000:]
+    summary = json.loads((tmp_path / "pc.json").read_text())
+    for key in ("protocol", "seeds", "kendall_tau_paper", "kendall_p", "kendall_tau_long", "seed_sd_points",
+                "seconds_per_m4", "models"):
+        assert key in summary, key
+    assert summary["protocol"] == "proxy-fast" and summary["seeds"] == 2 and summary["kendall_tau_long"] is None
+    m0 = summary["models"]["efficientvit_m0"]
+    assert m0["runs"] == 2 and m0["sd"] is not None and 0 <= m0["mean"] <= 100
