@@ -73,6 +73,7 @@ class TrainResult:
     device: str = "cpu"
     precision: str = "fp32"
     memory_format: str = "contiguous"
+    compiled: bool = False  # torch.compile is not used: its compile time per new architecture outweighs its gain
     fraction: float = 1.0  # of the protocol's training done (below 1: a rung of successive halving)
     trained_config: dict | None = None
     # the trained model and its final config, for callers that save them (not serialised)
