@@ -56,6 +56,8 @@ class TrialRecord:
     label: str | None = None
     reference_throughput: dict[str, dict] = field(default_factory=dict)
     checkpoint: str | None = None  # trained weights, as stored (relative to the storage file or absolute)
+    paper_model: str | None = None  # the paper's model this trial evaluates (e.g. "efficientvit_m3"), if any
+    accuracy_ci: tuple[float, float] | None = None  # (low, high) of the proxy top-1 over seeds, when measured
     attrs: dict[str, Any] = field(default_factory=dict, repr=False)  # every stored attribute
 
     @property
@@ -103,7 +105,9 @@ def trial_record(t) -> TrialRecord:
         cost=ua.get("cost"), throughput=ua.get("throughput") or {}, constraints=cons, train=ua.get("train"),
         env=ua.get("env"), duplicate_of=ua.get("duplicate_of"), retry_of=ua.get("retry_of"), host=ua.get("host"),
         duration_s=dur, row=ua.get("row"), label=ua.get("label"),
-        reference_throughput=ua.get("reference_throughput") or {}, checkpoint=ua.get("checkpoint"), attrs=dict(ua),
+        reference_throughput=ua.get("reference_throughput") or {}, checkpoint=ua.get("checkpoint"),
+        paper_model=ua.get("paper_model"), accuracy_ci=tuple(ua["accuracy_ci"]) if ua.get("accuracy_ci") else None,
+        attrs=dict(ua),
     )
 
 
