@@ -7,6 +7,7 @@ from rich.table import Table
 
 from .. import storage as st
 from ..reporting.markdown import fmt
+from ..reporting.pareto import reference_sessions
 
 ALWAYS = ("ok", "infeasible", "invalid", "duplicate", "failed")  # statuses the status line always counts
 
@@ -40,18 +41,17 @@ def front_table(s: st.Summary, attrs: dict) -> Table:
     for col in ("trial", *knobs, "params M", "FLOPs M", "img/s", "ratio", "proxy top-1 %", *(f"{b} ratio" for b in extra)):
         t.add_column(col, justify="left" if col in ("C", "L", "H") else "right")
     ref_cost = attrs.get("reference_cost") or {}
-    ref_ips = sorted(r.reference_images_per_s for r in s.records if r.reference_images_per_s)
+    sessions = reference_sessions(s.records, attrs)
     ref_cfg = attrs.get("reference_config")
     t.add_row("ref", *(st.stage_values(ref_cfg, key) for _, key in st.KNOBS[:6]),
-              fmt(ref_cost.get("params_m"), 2), fmt(ref_cost.get("flops_m"), 0),
-              fmt(ref_ips[len(ref_ips) // 2] if ref_ips else None), "1.00", fmt(ref_res.get("top1"), 2),
-              *("1.00" for _ in extra), style="bold")
+              fmt(ref_cost.get("params_m"), 2), fmt(ref_cost.get("flops_m"), 0), fmt(sessions.median), "1.00",
+              fmt(ref_res.get("top1"), 2), *("1.00" for _ in extra), style="bold")
     for r in s.front:
         t.add_row(str(r.number), *(st.stage_values(r.config, key) for _, key in st.KNOBS[:6]),
                   fmt((r.cost or {}).get("params_m"), 2), fmt((r.cost or {}).get("flops_m"), 0), fmt(r.images_per_s),
                   f"{r.ratio:.2f}", f"{r.accuracy:.2f}", *(_ratio_text(r.throughput.get(b)) for b in extra))
-    if not s.front:
-        t.caption = "no feasible candidate was trained yet"
+    # the ref row's img/s is the median over the sessions; each ratio is to its own session's reference
+    t.caption = ("no feasible candidate was trained yet; " if not s.front else "") + sessions.text()
     return t
 
 
