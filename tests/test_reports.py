@@ -10,7 +10,6 @@ import pytest  # noqa: E402
 from matplotlib.collections import PathCollection  # noqa: E402
 from rich.console import Console  # noqa: E402
 
-from evit_search import storage as st  # noqa: E402
 from evit_search.cli.render import front_table  # noqa: E402
 from evit_search.reporting.pareto import AXES, pareto_info  # noqa: E402
 from evit_search.reporting.study import draw_front_axes, draw_strip, write_study_report  # noqa: E402

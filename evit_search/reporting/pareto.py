@@ -123,6 +123,8 @@ def _limits(values: list[float]) -> tuple[float, float]:
 
 
 def _reference(records: list[st.TrialRecord], attrs: dict, axes: tuple[str, str]) -> PlotPoint | None:
+    if not attrs.get("reference"):  # an ablation study, say: nothing to mark
+        return None
     known = {"ratio": 1.0, "accuracy": (attrs.get("reference_result") or {}).get("top1"),
              "images_per_s": reference_sessions(records, attrs).median,
              **{k: (attrs.get("reference_cost") or {}).get(k) for k in ("flops_m", "params_m")}}

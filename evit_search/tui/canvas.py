@@ -115,6 +115,11 @@ def legend(info: ParetoInfo, width: int, has_selection: bool) -> list[Text]:
     return lines + ([line] if line.cell_len else [])
 
 
+def _marker(p: PlotPoint) -> str:
+    """How a point is drawn: a paper model off the front by its own marker, others by their kind."""
+    return "paper" if p.paper and p.kind != "front" else p.kind
+
+
 def _place_label(grid: _Grid, c: int, r: int, label: str, style: str, on_strip: bool) -> bool:
     n = len(label)
     spots = [(c + 1, r), (c - n, r)] if on_strip else \
@@ -181,9 +186,8 @@ def draw(info: ParetoInfo, width: int, height: int, selected: int | None = None)
                 grid.put(cb, r, "│", "step")
     out = Drawing([])
     top = len(head) + 1  # the data area's first line
-    points = sorted(info.points, key=lambda p: PRIORITY["paper" if p.paper and p.kind != "front" else p.kind])
-    for p in points + ([info.reference] if info.reference else []):
-        kind = "paper" if p.paper and p.kind != "front" else p.kind
+    for p in sorted(info.points, key=lambda p: PRIORITY[_marker(p)]) + ([info.reference] if info.reference else []):
+        kind = _marker(p)
         c, r = at(p)
         grid.put(c, r, GLYPH[kind], kind)
         if p.number is not None:
@@ -191,9 +195,9 @@ def draw(info: ParetoInfo, width: int, height: int, selected: int | None = None)
     if sel is not None:
         c, r = at(sel)
         grid.put(c, r, grid.cells[r][c][0], "selected")
-    for p in [*info.front, *(q for q in info.points if q.paper and q.kind != "front"), info.reference]:
+    for p in [*info.front, *(q for q in info.points if _marker(q) == "paper"), info.reference]:
         if p is not None:
-            _place_label(grid, *at(p), p.label, STYLE["paper" if p.paper and p.kind != "front" else p.kind], p.y is None)
+            _place_label(grid, *at(p), p.label, STYLE[_marker(p)], p.y is None)
     if sel is not None and not sel.label:
         _place_label(grid, *at(sel), f"#{sel.number}", STYLE["selected"], sel.y is None)
     if strip:

@@ -1,5 +1,6 @@
-"""Messages that screens post for the App to act on: the App owns the storage (loading, export)
-and the screen stack, the screens own everything else."""
+"""Messages that screens post for the App to act on (the App owns the storage: loading, export;
+and the screen stack; the screens own everything else), and the base of the widgets' messages
+about one trial."""
 
 from __future__ import annotations
 
@@ -12,9 +13,13 @@ class StudyPicked(Message):
         self.name = name
 
 
-class ExportRequested(Message):
-    """Export one trial (config YAML, ONNX, state dict): the App runs it off the UI thread."""
+class TrialMessage(Message):
+    """A message about one trial (``number`` None: none, e.g. an empty table)."""
 
-    def __init__(self, number: int):
+    def __init__(self, number: int | None):
         super().__init__()
         self.number = number
+
+
+class ExportRequested(TrialMessage):
+    """Export one trial (config YAML, ONNX, state dict): the App runs it off the UI thread."""

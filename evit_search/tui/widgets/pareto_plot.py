@@ -6,21 +6,19 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual import events
-from textual.message import Message
 from textual.widget import Widget
 
 from ...reporting.pareto import AXES
 from ..canvas import Drawing, draw
+from ..messages import TrialMessage
 from ..view import StudyView
 
 
 class ParetoPlot(Widget):
     DEFAULT_CSS = "ParetoPlot { height: 1fr; padding: 0 0 0 1; }"
 
-    class PointClicked(Message):
-        def __init__(self, number: int):
-            super().__init__()
-            self.number = number
+    class PointClicked(TrialMessage):
+        """A click on the plot, nearest to this trial's point."""
 
     def __init__(self, **kw):
         super().__init__(**kw)

@@ -14,6 +14,7 @@ from textual.widgets import DataTable
 
 from ... import storage as st
 from .. import view as D
+from ..messages import TrialMessage
 
 FILTER = Binding.Group("filter")
 SORT = Binding.Group("sort")
@@ -29,15 +30,11 @@ class TrialsTable(DataTable):
         Binding("escape", "clear_text", "clear text", show=False),
     ]
 
-    class Highlighted(Message):
-        def __init__(self, number: int | None):
-            super().__init__()
-            self.number = number
+    class Highlighted(TrialMessage):
+        """The cursor is on another trial."""
 
-    class Chosen(Message):
-        def __init__(self, number: int):
-            super().__init__()
-            self.number = number
+    class Chosen(TrialMessage):
+        """Enter (or a click) on a row."""
 
     class StateChanged(Message):
         def __init__(self, state: D.TableState, markup: str):
