@@ -271,6 +271,14 @@ async def test_ablation_view(tmp_path):
         assert app.screen.query_one("#ablation").row_count == 11
 
 
+async def test_study_picker_opens_the_picked_study(url):
+    app = EvitTui(None, url, refresh_s=60, studies=st.list_studies(url))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("enter")
+        table = await _settle(pilot)
+        assert app.study_name == "fixture" and len(table.shown) == 24
+
+
 def test_unknown_study_and_storage_are_one_line(tmp_path, url):
     for args, msg in [(["tui", "nope", "--storage", url], "no study named 'nope'"),
                       (["tui", "--storage", str(tmp_path / "missing.db")], "no study database")]:
