@@ -201,7 +201,7 @@ def draw(info: ParetoInfo, width: int, height: int, selected: int | None = None)
     if sel is not None and not sel.label:
         _place_label(grid, *at(sel), f"#{sel.number}", STYLE["selected"], sel.y is None)
     if strip:
-        _label_strip(grid, strip_row, info.strip_label)
+        _label_strip(grid, rows, info.strip_label)
 
     lines = list(head)
     lines.append(Text(" " * gutter) + Text("↑ " + info.titles[1], STYLE["title"]))
@@ -218,13 +218,10 @@ def draw(info: ParetoInfo, width: int, height: int, selected: int | None = None)
 
 
 def _label_strip(grid: _Grid, r: int, label: str) -> None:
-    """Name the strip in its longest free run of cells, to the right when it can."""
-    text = f" {label} "
-    for c in range(grid.w - len(text), -1, -1):
-        if grid.free(c, r, len(text), PRIORITY["budget"]):
-            for k, ch in enumerate(text):
-                grid.put(c + k, r, ch, "label", STYLE["untrained"] + " italic")
-            return
+    """Name the strip on the line over it, at the right: no mark is ever there."""
+    text = f" {label} "[: grid.w - 1]
+    for k, ch in enumerate(text):
+        grid.put(grid.w - 1 - len(text) + k, r, ch, "label", STYLE["untrained"] + " italic")
 
 
 def _x_axis(info: ParetoInfo, gutter: int, cols: int, col) -> list[Text]:
