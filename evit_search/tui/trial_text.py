@@ -25,7 +25,7 @@ def trained_config(r: st.TrialRecord) -> tuple[dict | None, str]:
         return t["config"], "as stored with the training record"
     given = {k: t[k] for k in INPUT if t.get(k) is not None}
     if not given:
-        return None, "not recorded by the engine that trained it (its input size and classes are unknown)"
+        return None, "not recorded by the engine that trained it: its input size and classes are unknown"
     return {**(r.config or {}), **given}, "derived for display: the measured config with the training record's input"
 
 

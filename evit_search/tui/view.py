@@ -101,7 +101,7 @@ def text(r: st.TrialRecord, key: str) -> str:
         if ":" in key:
             return f"{v:.1f}" if key.startswith("ips:") else f"{v:.3f}"
         return {"accuracy": f"{v:.2f}", "ratio": f"{v:.3f}", "images_per_s": f"{v:.1f}", "params_m": f"{v:.2f}",
-                "flops_m": f"{v:.0f}"}.get(key, f"{v:g}")
+                "flops_m": f"{v:.0f}" if v >= 10 else f"{v:.1f}"}.get(key, f"{v:g}")
     return str(v)
 
 
