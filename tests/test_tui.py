@@ -4,14 +4,19 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from evit_search import storage as st
+from evit_search.reporting.pareto import AXES
 from evit_search.tui import view as D
 from evit_search.tui.app import EvitTui
 from evit_search.tui.demo import add_trial, make_ablation_study, make_study
 from evit_search.tui.screens import CompareScreen, DetailScreen
+from evit_search.tui.screens.help import HELP
+from evit_search.tui.trial_text import config_yaml, trained_config
+from evit_search.tui.widgets import TrialsTable
 
-SIZE = (120, 36)
+SIZE = (140, 40)
 
 
 @pytest.fixture
@@ -26,106 +31,231 @@ def test_data_layer_filters_and_sorts(url):
     assert len(D.filtered(view, "all")) == 24
     feas = D.filtered(view, "feasible")
     assert feas and all(r.feasible for r in feas)
-    assert {r.number for r in D.filtered(view, "front")} == view.front
+    assert {r.number for r in D.filtered(view, "front")} == view.front and len(view.front) >= 3
     assert all(r.status == "failed" for r in D.filtered(view, "failed"))
     assert [r.number for r in D.filtered(view, "all", "H=4/")] == [r.number for r in view.records if r.config["stages"][0]["num_heads"] == 4]
+    assert [r.number for r in D.filtered(view, "all", "M2")] == [1]  # paper models by name
     acc = D.sort_records(view.records, "accuracy", reverse=True)
     present = [r.accuracy for r in acc if r.accuracy is not None]
     assert present == sorted(present, reverse=True) and acc[-1].accuracy is None  # missing last
 
 
-async def test_sorting_by_header_and_key(url):
-    app = EvitTui("fixture", url, refresh_s=60)
-    async with app.run_test(size=SIZE) as pilot:
-        await _settle(pilot)
-        assert len(app.shown) == 24
-        app._header(type("E", (), {"column_key": type("K", (), {"value": "accuracy"})()})())
-        await pilot.pause()
-        accs = [r.accuracy for r in app.shown if r.accuracy is not None]
-        assert accs == sorted(accs)
-        await pilot.press("s")  # by the column under the cursor (the first: #), ascending
-        await pilot.pause()
-        assert [r.number for r in app.shown] == sorted(r.number for r in app.shown)
-        await pilot.press("s")  # again: descending
-        await pilot.pause()
-        assert [r.number for r in app.shown] == sorted((r.number for r in app.shown), reverse=True)
+def _sorted_by(recs, key, reverse):
+    values = [D.cell(r, key) for r in recs]
+    present = [v for v in values if v is not None]
+    return present == sorted(present, reverse=reverse) and values[len(present):] == [None] * (len(values) - len(present))
 
 
-async def test_filters_and_text_query(url):
+def _labels(table):
+    return [str(c.label) for c in table.columns.values()]
+
+
+async def test_keyboard_sort_by_every_column(url):
     app = EvitTui("fixture", url, refresh_s=60)
     async with app.run_test(size=SIZE) as pilot:
-        await _settle(pilot)
+        table = await _settle(pilot)
+        keys = [k for k, _ in table.keys]
+        assert table.state.sort_key == "number" and _labels(table)[0] == "# ▲"
+        for i, key in enumerate(keys[1:] + keys[:1], start=1):  # > walks every column, then wraps to the first
+            await pilot.press("greater_than_sign")
+            assert table.state.sort_key == key and not table.state.reverse
+            assert _sorted_by(table.shown, key, False), key
+            label = _labels(table)[keys.index(key)]
+            assert label.endswith(" ▲") and sum("▲" in s or "▼" in s for s in _labels(table)) == 1
+            await pilot.press("s")  # reverses, the arrow follows
+            assert table.state.reverse and _sorted_by(table.shown, key, True), key
+            assert _labels(table)[keys.index(key)].endswith(" ▼")
+        await pilot.press("less_than_sign")
+        assert table.state.sort_key == keys[-1]
+        # the filter line says it too, not only the header
+        assert "sort: FFN ▲" in str(app.main.query_one("#filter-line").render())
+
+
+async def test_header_click_sorts_that_column(url):
+    app = EvitTui("fixture", url, refresh_s=60)
+    async with app.run_test(size=SIZE) as pilot:
+        table = await _settle(pilot)
+        x = sum(c.get_render_width(table) for c in list(table.columns.values())[:2]) + 2  # inside the third header
+        assert table.keys[2][0] == "ratio"
+        await pilot.click("#trials", offset=(x, 0))
+        await pilot.pause()
+        assert table.state.sort_key == "ratio" and _sorted_by(table.shown, "ratio", False)
+
+
+async def test_filters_text_filter_line_and_escape(url):
+    app = EvitTui("fixture", url, refresh_s=60)
+    async with app.run_test(size=SIZE) as pilot:
+        table = await _settle(pilot)
+        line = app.main.query_one("#filter-line")
         await pilot.press("f")
-        assert app.shown and all(r.feasible for r in app.shown)
+        assert table.shown and all(r.feasible for r in table.shown)
+        assert "feasible" in str(line.render())
         await pilot.press("p")
-        assert {r.number for r in app.shown} == app.view.front
+        assert {r.number for r in table.shown} == app.view.front
         await pilot.press("x")
-        assert app.shown and all(r.status == "failed" for r in app.shown)
-        await pilot.press("a", "slash")
-        await pilot.press(*"C=96/")
+        assert table.shown and all(r.status == "failed" for r in table.shown)
+        await pilot.press("a", "slash", *"C=96/")
         await pilot.pause()
-        assert app.shown and all(r.config["stages"][0]["dim"] == 96 for r in app.shown)
+        c96 = [r.number for r in app.view.records if r.config["stages"][0]["dim"] == 96]
+        assert [r.number for r in table.shown] == c96 and 0 < len(c96) < 24
+        assert 'text "C=96/"' in str(line.render()) and line.region.height >= 1
+        await pilot.press("escape")  # esc in the input clears the text filter
+        await pilot.pause()
+        assert len(table.shown) == 24 and table.state.query == "" and app.focused is table
+        assert "text" not in str(line.render())
+        await pilot.press("slash", *"C=96/", "enter")  # enter keeps it ...
+        await pilot.pause()
+        assert len(table.shown) == len(c96) and app.focused is table
+        await pilot.press("escape")  # ... and esc on the table clears it
+        await pilot.pause()
+        assert len(table.shown) == 24
+        await pilot.press("f", "slash", *"C=96/", "enter", "a")  # a: every trial, no text filter either
+        await pilot.pause()
+        assert len(table.shown) == 24 and table.state == D.TableState(sort_key="number")
 
 
-async def test_open_candidate_detail(url):
+async def test_open_candidate_detail_says_which_config_is_which(url):
     app = EvitTui("fixture", url, refresh_s=60)
+    copied = []
+    app.copy_to_clipboard = copied.append
     async with app.run_test(size=SIZE) as pilot:
         await _settle(pilot)
-        await pilot.press("down", "enter")
+        await pilot.press("down", "down", "down", "enter")  # trial 3: trained, on the front
         await pilot.pause()
-        assert isinstance(app.screen, DetailScreen) and app.screen.rec.number == 1
+        assert isinstance(app.screen, DetailScreen) and app.screen.rec.number == 3
         text = str(app.screen.query_one("#detail-text").render())
-        assert "Trial #1" in text and "torch-cpu" in text and "Fixture CPU" in text and "stage" in text
-        await pilot.press("escape")
-        assert not isinstance(app.screen, DetailScreen)
+        assert "Trial #3" in text and "on the front" in text and "torch-cpu" in text and "Fixture CPU" in text
+        measured, trained = text.index("Measured config"), text.index("Trained config")
+        assert "3x224x224, 1000 classes" in text[measured:trained] and "1x64x64, 10 classes" in text[trained:]
+        assert "measured in this trial's own session" in text
+        await pilot.press("y")
+        doc = yaml.safe_load(copied[-1])
+        assert doc["measured"]["img_size"] == 224 and doc["trained"]["img_size"] == 64
+        assert doc["trained"]["in_chans"] == 1 and doc["trained"]["num_classes"] == 10
+        assert "# measured:" in copied[-1] and "# trained:" in copied[-1]
+        await pilot.press("escape", "up", "enter")  # trial 2: the paper's M5, over budget, not trained
+        await pilot.pause()
+        text = str(app.screen.query_one("#detail-text").render())
+        assert app.screen.rec.number == 2 and "paper model M5" in text and "not trained" in text
 
 
-async def test_compare_two_candidates(url):
+def test_trained_config_when_the_engine_did_not_store_it(url):
+    rec = D.load_view("fixture", url).record(4)
+    train = {k: v for k, v in rec.train.items() if k != "trained_config"}
+    derived, how = trained_config(st.TrialRecord(**{**rec.to_dict(), "train": {**train, "img_size": 32, "in_chans": 1}}))
+    assert derived["img_size"] == 32 and derived["in_chans"] == 1 and derived["num_classes"] == 1000 and "derived" in how
+    unknown, how = trained_config(st.TrialRecord(**{**rec.to_dict(), "train": train}))
+    assert unknown is None and "not recorded" in how
+    assert trained_config(st.TrialRecord(**{**rec.to_dict(), "train": None})) == (None, "not trained")
+    assert "trained: null" in config_yaml(st.TrialRecord(**{**rec.to_dict(), "train": None}))
+
+
+async def test_compare_two_candidates_and_the_same_one(url):
     app = EvitTui("fixture", url, refresh_s=60)
     async with app.run_test(size=SIZE) as pilot:
         await _settle(pilot)
-        await pilot.press("m", "down", "down", "c")
+        await pilot.press("m", "c")  # the same trial: says so, instead of "mark a trial first"
+        await pilot.pause()
+        assert not isinstance(app.screen, CompareScreen)
+        assert any("#0 is marked" in n.message for n in app._notifications)
+        await pilot.press("down", "down", "c")
         await pilot.pause()
         assert isinstance(app.screen, CompareScreen)
         assert (app.screen.a.number, app.screen.b.number) == (0, 2)
-        rows = D.compare_rows(app.screen.a, app.screen.b)
-        assert any(r[0] == "stages[0].dim" for r in rows) and any(r[0] == "throughput ratio" for r in rows)
 
 
 async def test_live_refresh_shows_new_trials(url):
     app = EvitTui("fixture", url, refresh_s=0.3)
     async with app.run_test(size=SIZE) as pilot:
-        await _settle(pilot)
+        table = await _settle(pilot)
         assert len(app.view.records) == 24
         add_trial(st.load_study("fixture", url), 24, status="ok")  # a run writes a trial meanwhile
         for _ in range(20):
             await pilot.pause(0.2)
             if len(app.view.records) == 25:
                 break
-        assert len(app.view.records) == 25 and any(r.number == 24 for r in app.shown)
+        assert len(app.view.records) == 25 and any(r.number == 24 for r in table.shown)
 
 
-async def test_plot_click_selects_a_trial(url):
+def _data_range_pick(info, drawing, hit):
+    """What mapping a click with the points' data range (the old bug) would select."""
+    cols = [h[0] for h in drawing.hits]
+    rows = [h[1] for h in drawing.hits]
+    fx = (hit[0] - min(cols)) / ((max(cols) - min(cols)) or 1)
+    fy = (hit[1] - min(rows)) / ((max(rows) - min(rows)) or 1)
+    pts = [p for p in info.points if p.y is not None]
+    xs, ys = [p.x for p in pts], [p.y for p in pts]
+    x, y = min(xs) + fx * (max(xs) - min(xs)), max(ys) - fy * (max(ys) - min(ys))
+    return min(pts, key=lambda p: ((p.x - x) / (max(xs) - min(xs))) ** 2 + ((p.y - y) / (max(ys) - min(ys))) ** 2).number
+
+
+@pytest.mark.parametrize("size", [(80, 24), SIZE])
+async def test_plot_click_selects_the_point_under_it(url, size):
+    app = EvitTui("fixture", url, refresh_s=60)
+    async with app.run_test(size=size) as pilot:
+        table = await _settle(pilot)
+        plot = app.main.plot
+        info = app.view.pareto(plot.axes)
+        ys = [p.y for p in info.points if p.y is not None]
+        assert info.ylim[1] > max(ys) and info.xlim[0] < min(p.x for p in info.points)  # axis range != data range
+        targets = [h for h in plot.drawing.hits if h[3] in {p.number for p in info.front} | {0, 1, 2, 5, 21}]
+        assert {h[3] for h in targets} >= {p.number for p in info.front} | {0, 1, 2}  # front, M1, M2, M5 on the strip
+        differs = 0
+        for col, row, _, number in targets:
+            if plot.drawing.nearest(col, row) != number:
+                continue  # two trials in one cell: the one drawn on top wins
+            await pilot.click("#plot", offset=(col + plot.styles.padding.left, row))
+            await pilot.pause()
+            assert table.current == number and plot.selected == number
+            differs += _data_range_pick(info, plot.drawing, (col, row)) != number
+        assert differs, "no click here would have told the axis range from the data range"
+
+
+async def test_plot_click_on_a_filtered_out_trial_clears_the_filter(url):
     app = EvitTui("fixture", url, refresh_s=60)
     async with app.run_test(size=SIZE) as pilot:
-        await _settle(pilot)
-        before = app.current_number()
-        await pilot.click("#plot", offset=(10, 5))
+        table = await _settle(pilot)
+        await pilot.press("p")  # the front only; M1 (trial 0) is not on it
+        col, row, _, _ = next(h for h in app.main.plot.drawing.hits if h[3] == 0)
+        await pilot.click("#plot", offset=(col + 1, row))
         await pilot.pause()
-        assert app.current_number() is not None and app._plot_points
-        assert before is not None
+        assert table.current == 0 and table.state.mode == "all"
 
 
 async def test_plot_axes_cycle_through_objectives(url):
     app = EvitTui("fixture", url, refresh_s=60)
     async with app.run_test(size=SIZE) as pilot:
         await _settle(pilot)
-        seen = [app.axes]
-        for _ in range(len(D.AXES)):
+        plot = app.main.plot
+        seen = [plot.axes]
+        for _ in range(len(AXES)):
             await pilot.press("o")
-            seen.append(app.axes)
-        assert seen[:len(D.AXES)] == D.AXES and seen[-1] == D.AXES[0]
-        assert app._plot_points  # something is drawn on every pair
+            await pilot.pause()
+            seen.append(plot.axes)
+            assert {h[3] for h in plot.drawing.hits} >= app.view.front  # the front is drawn on every pair
+        assert seen[0] == seen[-1] and len(set(seen)) == len(seen) - 1
+
+
+@pytest.mark.parametrize("size", [(80, 24), (200, 50)])
+async def test_layout_shares_the_width_and_every_key_is_reachable(url, size):
+    app = EvitTui("fixture", url, refresh_s=60)
+    async with app.run_test(size=size) as pilot:
+        await _settle(pilot)
+        left, plot = app.main.query_one("#left").region, app.main.plot.region
+        assert left.width >= 36 and plot.width >= 36 and left.right <= plot.x
+        assert app.main.query_one("#filter-line").region.height >= 1  # state has a line of its own
+        footer = app.main.query_one("Footer")
+        for _ in range(30):  # the footer recomposes when the bindings change: wait for its layout
+            if all(k.region.width for k in footer.query("FooterKey")):
+                break
+            await pilot.pause(0.1)
+        shown = [k for k in footer.query("FooterKey") if k.region.right <= size[0] and k.region.width]
+        assert {k.key for k in shown} >= {"question_mark", "q", "slash", "m", "c", "e", "o", "s"}
+        bindings = [b for node in (app.main, app.main.table) for b in node.BINDINGS]
+        for b in bindings:  # ? lists every key, shown in the footer or not
+            for key in b.key.split(","):
+                shown_as = {"question_mark": "?", "slash": "/", "escape": "esc", "less_than_sign": "<", "greater_than_sign": ">"}.get(key, key)
+                assert shown_as in HELP, key
 
 
 async def test_ablation_view(tmp_path):
@@ -133,14 +263,20 @@ async def test_ablation_view(tmp_path):
     make_ablation_study(u)
     app = EvitTui("table6-fixture", u, refresh_s=60)
     async with app.run_test(size=SIZE) as pilot:
-        await _settle(pilot)
+        table = await _settle(pilot)
         # every backend gets its own columns in the trials table
-        headers = [str(c.label) for c in app.main.query_one("#trials").columns.values()]
-        assert "torch-cpu img/s" in headers and "torch-cpu ratio" in headers
+        assert "torch-cpu img/s" in _labels(table) and "torch-cpu ratio" in _labels(table)
         await pilot.press("t")
         await pilot.pause()
-        table = app.screen.query_one("#ablation")
-        assert table.row_count == 11
+        assert app.screen.query_one("#ablation").row_count == 11
+
+
+async def test_study_picker_opens_the_picked_study(url):
+    app = EvitTui(None, url, refresh_s=60, studies=st.list_studies(url))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("enter")
+        table = await _settle(pilot)
+        assert app.study_name == "fixture" and len(table.shown) == 24
 
 
 def test_unknown_study_and_storage_are_one_line(tmp_path, url):
@@ -168,19 +304,20 @@ def test_large_screen_snapshot(url, snap_compare):
 def test_detail_screen_snapshot(url, snap_compare):
     async def open_detail(pilot):
         await _settle(pilot)
-        await pilot.press("down", "down", "enter")
+        await pilot.press("down", "down", "down", "enter")
         for _ in range(50):  # wait for the state, not for a fixed time: machines under load are slow
             if isinstance(pilot.app.screen, DetailScreen):
                 break
             await pilot.pause(0.1)
-        await _settle(pilot)
+        await pilot.pause(0.5)
 
     assert snap_compare(EvitTui("fixture", url, refresh_s=60), terminal_size=SIZE, run_before=open_detail)
 
 
-async def _settle(pilot):
+async def _settle(pilot) -> TrialsTable:
     for _ in range(100):  # until the study is loaded and shown
-        if pilot.app.view is not None and pilot.app.shown:
+        if pilot.app.view is not None and pilot.app.main.table.shown:
             break
         await pilot.pause(0.1)
     await pilot.pause(0.5)
+    return pilot.app.main.table

@@ -8,6 +8,7 @@ from rich.table import Table
 from .. import storage as st
 from ..reporting.accuracy import delta_text, delta_to_reference, indistinguishable_from, reference_noise
 from ..reporting.markdown import fmt
+from ..reporting.pareto import reference_sessions
 
 ALWAYS = ("ok", "infeasible", "invalid", "duplicate", "failed")  # statuses the status line always counts
 
@@ -45,11 +46,10 @@ def front_table(s: st.Summary, attrs: dict) -> Table:
                 "same as", "test top-1 %", *(f"{b} ratio" for b in extra)):
         t.add_column(col, justify="left" if col in ("C", "L", "H", "Δ vs ref [95 % CI]", "same as") else "right")
     ref_cost = attrs.get("reference_cost") or {}
-    ref_ips = sorted(r.reference_images_per_s for r in s.records if r.reference_images_per_s)
+    sessions = reference_sessions(s.records, attrs)
     ref_cfg = attrs.get("reference_config")
     t.add_row("ref", *(st.stage_values(ref_cfg, key) for _, key in st.KNOBS[:6]),
-              fmt(ref_cost.get("params_m"), 2), fmt(ref_cost.get("flops_m"), 0),
-              fmt(ref_ips[len(ref_ips) // 2] if ref_ips else None), "1.00",
+              fmt(ref_cost.get("params_m"), 2), fmt(ref_cost.get("flops_m"), 0), fmt(sessions.median), "1.00",
               fmt(ref_res.get("top1"), 2) + (f" ± {ref_res['top1_sd']:.2f}" if ref_res.get("top1_sd") is not None else ""),
               f"{noise.n} seeds" if noise.n else "-", "", fmt(ref_res.get("test_top1"), 2),
               *("1.00" for _ in extra), style="bold")
@@ -64,10 +64,12 @@ def front_table(s: st.Summary, attrs: dict) -> Table:
                   fmt((r.cost or {}).get("params_m"), 2), fmt((r.cost or {}).get("flops_m"), 0), fmt(r.images_per_s),
                   fmt(r.ratio, 2), fmt(r.accuracy, 2), where, "", fmt((r.train or {}).get("test_top1"), 2),
                   *(_ratio_text(r.throughput.get(b)) for b in extra), style="dim")
-    t.caption = ("no feasible candidate was trained yet" if not s.front else
-                 f"val top-1: the split candidates are selected on (held out from train); test top-1: reported, never "
-                 f"selected on. {noise.describe()}; Δ: one candidate run against the reference's mean, 95 % Student-t "
-                 f"interval from the reference's seed SD. 'same as': front members it cannot be told apart from.")
+    # the ref row's img/s is the median over the sessions; each ratio is to its own session's reference
+    t.caption = (("no feasible candidate was trained yet. " if not s.front else
+                  f"val top-1: the split candidates are selected on (held out from train); test top-1: reported, never "
+                  f"selected on. {noise.describe()}; Δ: one candidate run against the reference's mean, 95 % Student-t "
+                  f"interval from the reference's seed SD. 'same as': front members it cannot be told apart from. ")
+                 + sessions.text())
     return t
 
 

@@ -57,7 +57,8 @@ class TrialRecord:
     label: str | None = None
     reference_throughput: dict[str, dict] = field(default_factory=dict)
     checkpoint: str | None = None  # trained weights, as stored (relative to the storage file or absolute)
-    paper_model: str | None = None  # one of the paper's models, enqueued by `run`
+    paper_model: str | None = None  # the paper's model this trial evaluates (e.g. "efficientvit_m3"), if any
+    accuracy_ci: tuple[float, float] | None = None  # (low, high) of the proxy top-1 from the seed noise, when measured
     rung: int | None = None  # successive halving: the highest rung reached (None: trained in full at once)
     rungs: list[dict] = field(default_factory=list)  # per rung: fraction of the training, top1, val_loss, seconds
     fidelity: float | None = None  # the fraction of the protocol's training its accuracy reflects
@@ -111,7 +112,8 @@ def trial_record(t, rungs: dict | None = None) -> TrialRecord:
         duration_s=dur, completed_at=t.datetime_complete.timestamp() if t.datetime_complete else None,
         row=ua.get("row"), label=ua.get("label"),
         reference_throughput=ua.get("reference_throughput") or {}, checkpoint=ua.get("checkpoint"),
-        paper_model=ua.get("paper_model"), attrs=dict(ua),
+        paper_model=ua.get("paper_model"), accuracy_ci=tuple(ua["accuracy_ci"]) if ua.get("accuracy_ci") else None,
+        attrs=dict(ua),
     )
     if rungs and rungs.get("rungs"):
         top = rungs["rungs"][-1]

@@ -1,0 +1,104 @@
+"""The study report and the Pareto picture it shares with the TUI: file names, what is drawn where,
+and the front table's word on the reference."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402 - after use('Agg')
+import pytest  # noqa: E402
+from matplotlib.collections import PathCollection  # noqa: E402
+from rich.console import Console  # noqa: E402
+
+from evit_search.cli.render import front_table  # noqa: E402
+from evit_search.reporting.pareto import AXES, pareto_info  # noqa: E402
+from evit_search.reporting.study import draw_front_axes, draw_strip, write_study_report  # noqa: E402
+from evit_search.tui.canvas import draw  # noqa: E402
+from evit_search.tui.demo import make_study  # noqa: E402
+
+
+@pytest.fixture
+def store(tmp_path):
+    return make_study(f"sqlite:///{tmp_path / 'r.db'}", "fixture")
+
+
+def _info(store, axes=AXES[0]):
+    s = store.summary()
+    return pareto_info(s.records, {r.number for r in s.front}, store.attrs, axes)
+
+
+def test_two_studies_differing_after_a_dot_get_two_reports(tmp_path):
+    url = f"sqlite:///{tmp_path / 'two.db'}"
+    a, b = make_study(url, "a-1.25x", 6), make_study(url, "a-1.5x", 6)
+    fa, fb = write_study_report(a, tmp_path / "reports"), write_study_report(b, tmp_path / "reports")
+    assert fa.md != fb.md and fa.png != fb.png
+    assert "study-a-1.25x-" in fa.md.name and "study-a-1.5x-" in fb.md.name
+    assert sorted(p.name for p in (tmp_path / "reports").glob("*.md")) == sorted([fa.md.name, fb.md.name])
+    assert "`a-1.25x`" in fa.md.read_text() and "`a-1.5x`" in fb.md.read_text()
+
+
+def test_untrained_trials_have_no_made_up_accuracy(store):
+    info = _info(store)
+    by_number = {p.number: p for p in info.points}
+    for r in store.records():
+        if r.accuracy is None and r.ratio is not None:
+            assert by_number[r.number].y is None and by_number[r.number].x == r.ratio  # on the strip, at its ratio
+    assert {p.kind for p in info.strip} == {"untrained", "failed"} and info.strip_label == "not trained"
+    # every drawn point lies inside the axis limits, with a margin
+    ys = [v for p in info.points if p.y is not None for v in (p.y, *(p.ci or ()))]
+    assert info.ylim[0] < min(ys) and info.ylim[1] > max(ys + [info.reference.y])
+    assert info.xlim[0] < min(p.x for p in info.points) and info.xlim[1] > max(p.x for p in info.points)
+
+
+def test_front_is_a_staircase_with_labels_and_markers(store):
+    info = _info(store)
+    front = store.summary().front
+    assert len(info.front) == len(front) >= 3
+    assert [x for x, _ in info.step] == sorted(r.ratio for r in front)  # by ratio, accuracy falling
+    assert [y for _, y in info.step] == sorted((r.accuracy for r in front), reverse=True)
+    assert all(p.label == f"#{p.number}" for p in info.front)
+    assert sorted(p.label for p in info.points if p.paper) == ["M1", "M2", "M5"]
+    assert info.reference.label == "ref M4" and (info.reference.x, info.reference.y) == (1.0, 70.0)
+    assert info.budget == ("x", 1.25) and info.budget_label == "budget 1.25x"
+    assert any(p.ci for p in info.front)  # seed intervals come with the points
+    # on axes that are not the study's objectives the front is marked but is no staircase
+    assert _info(store, ("flops_m", "accuracy")).step == () and _info(store, ("flops_m", "ratio")).budget == ("y", 1.25)
+
+
+def test_png_draws_untrained_trials_on_the_strip_only(store):
+    info = _info(store)
+    fig, (ax, sax) = plt.subplots(2, sharex=True)
+    try:
+        draw_front_axes(ax, info)
+        draw_strip(sax, info)
+        scatters = [c for c in ax.collections if isinstance(c, PathCollection)]  # not the error bars' lines
+        main_y = {round(float(y), 6) for c in scatters for _, y in c.get_offsets()}
+        expected = {round(p.y, 6) for p in info.points if p.y is not None} | {info.reference.y}
+        assert main_y == expected  # nothing else: no untrained trial at a made-up accuracy
+        strip_x = sorted(round(float(x), 6) for c in sax.collections for x, _ in c.get_offsets())
+        assert strip_x == sorted(round(p.x, 6) for p in info.strip)
+        labels = ax.get_legend_handles_labels()[1]
+        assert "budget 1.25x" in labels and "ref M4" in labels and "seed interval" in labels
+        assert {t.get_text() for t in ax.texts} >= {p.label for p in info.front} | {"M1", "M2", "ref M4"}
+    finally:
+        plt.close(fig)
+
+
+def test_terminal_plot_draws_the_same_picture(store):
+    info = _info(store)
+    d = draw(info, 60, 30)
+    text = "\n".join(line.plain for line in d.lines)
+    for p in info.front:
+        assert p.label in text
+    assert "not trained" in text and "budget 1.25x" in text and "ref M4" in text and "M5" in text
+    assert "↑ proxy top-1 %" in text and "ratio to the reference (same session) →" in text
+    strip_row = max(h[1] for h in d.hits)
+    assert {h[3] for h in d.hits if h[1] == strip_row} == {p.number for p in info.strip}
+    assert len(d.lines) == 30 and all(line.cell_len <= 60 for line in d.lines)
+
+
+def test_front_table_says_what_ratios_are_relative_to(store):
+    console = Console(width=200, record=True)
+    console.print(front_table(store.summary(), store.attrs))
+    out = console.export_text()
+    assert "own session" in out and "median 140.0 img/s" in out and "range 135.8-144.9" in out
