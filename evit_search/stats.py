@@ -161,3 +161,15 @@ def delta_interval(a_mean: float, n_a: int, b_mean: float, n_b: int, sd: float |
         return Delta(d, None, None, confidence)
     half = float(student_t.ppf(0.5 + confidence / 2, df)) * sd * math.sqrt(1 / n_a + 1 / n_b)
     return Delta(d, d - half, d + half, confidence)
+
+
+def half_widths(sd: float | None, n: int, confidence: float = 0.95) -> dict[str, float | None]:
+    """Half widths of Student-t intervals from a seed SD measured over ``n`` runs of one design
+    (``n - 1`` degrees of freedom): ``delta`` for one run of a candidate minus that design's mean,
+    ``pair`` for one run minus another, ``single`` for one run around its own mean."""
+    if sd is None or n < 2:
+        return {"delta": None, "pair": None, "single": None}
+    from scipy.stats import t as student_t  # scipy: half a second, not paid by every measuring worker
+
+    q = float(student_t.ppf(0.5 + confidence / 2, n - 1)) * sd
+    return {"delta": q * math.sqrt(1 + 1 / n), "pair": q * math.sqrt(2), "single": q}

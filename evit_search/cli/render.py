@@ -93,8 +93,11 @@ def paper_models_off_the_front(s: st.Summary) -> list[tuple[st.TrialRecord, str]
 
 
 def trials_table(s: st.Summary) -> Table:
-    t = Table("trial", "status", "top-1 %", "ratio", "params M", "FLOPs M", "knobs", "reason", title="all trials")
+    t = Table("trial", "status", "val top-1 %", "trained", "ratio", "params M", "FLOPs M", "knobs", "reason",
+              title="all trials (val top-1 after the share of the protocol's training in 'trained')")
     for r in s.records:
-        t.add_row(str(r.number), r.status, fmt(r.accuracy, 2), fmt(r.ratio, 3), fmt((r.cost or {}).get("params_m"), 2),
+        fid = f"{100 * r.fidelity:.0f} %" + (f" rung {r.rung}" if r.rung is not None else "") \
+            if r.fidelity is not None and r.accuracy is not None else "-"
+        t.add_row(_trial_label(r), r.status, fmt(r.accuracy, 2), fid, fmt(r.ratio, 3), fmt((r.cost or {}).get("params_m"), 2),
                   fmt((r.cost or {}).get("flops_m"), 0), r.knob_text(), r.reason or "")
     return t

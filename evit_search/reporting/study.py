@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import storage as st
+from .accuracy import delta_text, delta_to_reference, indistinguishable_from, reference_noise
 from .markdown import ReportFiles, markdown_table
 from .pareto import LONG_TITLES, ParetoInfo, pareto_info, reference_sessions
 from .plots import figure
+from .predictions import prediction_error
 
 COLORS = {"front": "tab:red", "trained": "tab:blue", "untrained": "tab:gray", "failed": "darkred",
           "reference": "black", "paper": "goldenrod", "budget": "tab:green"}
@@ -106,16 +108,32 @@ def write_study_report(store: st.StudyStore, reports_dir: Path) -> ReportFiles:
     ref = attrs.get("reference_result") or {}
     pareto_plot(pareto_info(s.records, {r.number for r in s.front}, attrs), files.png,
                 f"{store.name}: feasible Pareto front, budget {attrs.get('budget')} vs {attrs.get('reference')}")
+    noise = reference_noise(attrs)
+    same = indistinguishable_from(s.front, noise)
     front_df = st.to_dataframe(s.front)
-    cols = [("number", "trial", 0), ("knobs", "knobs", 0), ("params_m", "params M", 2), ("flops_m", "FLOPs M", 0),
-            ("ratio", "ratio", 3), ("accuracy", "proxy top-1 %", 2)]
+    if len(front_df):
+        front_df["delta"] = [delta_text(delta_to_reference(r, noise)) for r in s.front]
+        front_df["same_as"] = [" ".join(f"#{n}" for n in same[r.number]) for r in s.front]
+        front_df["trial"] = [f"{r.number} ({r.paper_model.replace('efficientvit_', '').upper()})" if r.paper_model
+                             else str(r.number) for r in s.front]
+    cols = [("trial", "trial", 0), ("knobs", "knobs", 0), ("params_m", "params M", 2), ("flops_m", "FLOPs M", 0),
+            ("ratio", "ratio", 3), ("accuracy", "val top-1 %", 2), ("delta", "Δ vs reference [95 % CI]", 0),
+            ("same_as", "indistinguishable from", 0), ("test_top1", "test top-1 %", 2)]
+    err = prediction_error(s.records, attrs.get("backend") or "torch-cpu")
     lines = [f"# Study `{store.name}`", "",
              f"Budget {attrs.get('budget')} against {attrs.get('reference')} on {attrs.get('backend')}; "
              f"settings {attrs.get('settings')}.", "",
              "Trials: " + ", ".join(f"{k} {v}" for k, v in sorted(s.counts.items())), "",
-             f"Reference proxy top-1: {ref.get('top1'):.2f} %" if ref.get("top1") is not None else "Reference not trained.", "",
-             "The " + reference_sessions(s.records, attrs).text().replace("ratios", "throughput ratios", 1) + ".", "",
-             "## Feasible Pareto front", "", markdown_table(front_df, cols) if len(front_df) else "(empty)"]
+             (f"Reference proxy top-1: {noise.describe()} on the validation split (held out from train); test split "
+              f"{ref['test_top1']:.2f} %." if ref.get("test_top1") is not None else noise.describe().capitalize() + "."), "",
+             "Candidates are selected on the validation split; the test split is reported beside it and never "
+             "selected on. Δ is one candidate run against the reference's mean, with a 95 % Student-t interval from "
+             "the reference's seed SD; 'indistinguishable' means the interval contains 0.", "",
+             "The " + reference_sessions(s.records, attrs).text().replace("ratios", "throughput ratios", 1) + ".", ""]
+    if err:
+        lines += [f"Throughput model: {err['n']} predictions made before measuring, median absolute error "
+                  f"{100 * err['mdape']:.1f} %, Spearman {err['spearman']:.2f} against the measurements.", ""]
+    lines += ["## Feasible Pareto front", "", markdown_table(front_df, cols) if len(front_df) else "(empty)"]
     failed = [r for r in s.records if r.status == "failed"]
     if failed:
         lines += ["", "## Failed trials", ""] + [f"- #{r.number}: {r.reason}" for r in failed]

@@ -13,7 +13,7 @@ from .. import hostlock
 from .. import storage as st
 from ..hooks import Hooks
 from ..measure.cost import count_cost
-from ..stats import SeedNoise
+from ..stats import SeedNoise, half_widths
 from ..training.trainer import train
 from .config import RunConfig, check_run_config
 from .engine import NOT_NEW, Worker, split_trials, worker_entry
@@ -148,6 +148,8 @@ def reference_summary(runs: dict[str, dict]) -> dict:
     """Mean and seed SD of the reference's validation and test top-1 over its runs."""
     val = SeedNoise(tuple(r["top1"] for r in runs.values() if r.get("top1") is not None))
     test = SeedNoise(tuple(r["test_top1"] for r in runs.values() if r.get("test_top1") is not None))
+    half = half_widths(val.sd, val.n)  # stored, so that readers (the TUI) need no scipy
     return {"top1": val.mean if val.n else None, "top1_sd": val.sd, "n": val.n, "seeds": sorted(int(k) for k in runs),
+            "single_run_ci_half": half["single"], "delta_ci_half": half["delta"], "pair_ci_half": half["pair"],
             "test_top1": test.mean if test.n else None, "test_top1_sd": test.sd,
             "split": "top1: validation (held out from train); test_top1: the dataset's test split"}

@@ -62,6 +62,7 @@ class TrialRecord:
     rung: int | None = None  # successive halving: the highest rung reached (None: trained in full at once)
     rungs: list[dict] = field(default_factory=list)  # per rung: fraction of the training, top1, val_loss, seconds
     fidelity: float | None = None  # the fraction of the protocol's training its accuracy reflects
+    delta: Any = None  # accuracy minus the reference's with its interval (stats.Delta), set by readers that know the noise
     attrs: dict[str, Any] = field(default_factory=dict, repr=False)  # every stored attribute
 
     @property
@@ -77,6 +78,7 @@ class TrialRecord:
     def to_dict(self) -> dict:
         d = asdict(self)
         d.pop("attrs")
+        d.pop("delta")
         return d
 
     def knob_text(self) -> str:

@@ -178,8 +178,17 @@ class StudyStore:
 
     # ------------------------------------------------------------------ trials
     def records(self) -> list[TrialRecord]:
+        """Every trial as a record, with its rung state and, for fully trained ones, the 95 %
+        interval of one run from the reference's seed noise (the error bars of the plots)."""
         attrs = self.attrs
-        return [trial_record(t, attrs.get(f"rungs:{t.number}")) for t in self._study.get_trials(deepcopy=False)]
+        half = (attrs.get("reference_result") or {}).get("single_run_ci_half")
+        out = []
+        for t in self._study.get_trials(deepcopy=False):
+            r = trial_record(t, attrs.get(f"rungs:{t.number}"))
+            if half and r.accuracy is not None and r.accuracy_ci is None and (r.fidelity or 1.0) >= 1.0:
+                r.accuracy_ci = (r.accuracy - half, r.accuracy + half)
+            out.append(r)
+        return out
 
     def summary(self) -> Summary:
         return summarize(self.records())

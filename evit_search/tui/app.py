@@ -17,7 +17,6 @@ from .messages import ExportRequested, StudyPicked
 from .screens import HelpScreen, MainScreen, StudyPicker
 
 
-
 class EvitTui(App):
     CSS_PATH = "app.tcss"
     TITLE = "evit-search"

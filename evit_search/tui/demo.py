@@ -9,6 +9,7 @@ pattern a little less accurate, so the front stays the fixture's.
 """
 
 from .. import storage as st
+from ..stats import half_widths
 
 REFERENCE_JITTER = (0.0, 0.025, -0.015, 0.035, -0.03, 0.01)  # the reference's speed, session to session
 DEFICIT = (0.0, 2.4, 1.1, 3.6, 0.4, 2.9, 0.0)  # top-1 below the envelope, by trial number mod 7
@@ -95,10 +96,16 @@ def add_trial(store: st.StudyStore, i: int, status: str | None = None):
     t.finish("ok", values=[acc, ratio], constraints=cons, train=train)
 
 
+# the reference trained with three seeds: its noise gives every candidate's delta a verdict
+_HALF = half_widths(1.2, 3)
+REFERENCE = {"top1": 70.0, "top1_sd": 1.2, "n": 3, "seeds": [0, 1, 2], "test_top1": 69.5, "test_top1_sd": 1.0,
+             "single_run_ci_half": _HALF["single"], "delta_ci_half": _HALF["delta"], "pair_ci_half": _HALF["pair"]}
+
+
 def make_study(url: str, name: str = "fixture", n: int = 24) -> st.StudyStore:
     m4 = config((128, 256, 384), (1, 2, 3), (4, 4, 4))
     store = st.create_study(name, url, {st.KIND_ATTR: "search", "budget": "1.25x", "reference": "efficientvit_m4",
-                                        "backend": "torch-cpu", "reference_result": {"top1": 70.0},
+                                        "backend": "torch-cpu", "reference_result": REFERENCE,
                                         "reference_config": m4, "reference_cost": {"params_m": 8.8, "flops_m": 299.0},
                                         "settings": {"data": "fashion-mnist", "protocol": "proxy"}})
     for i in range(n):

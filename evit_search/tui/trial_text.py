@@ -9,6 +9,7 @@ import yaml
 from rich.markup import escape
 
 from .. import storage as st
+from ..reporting.accuracy import delta_text
 from ..reporting.pareto import short_model
 
 SWITCHES = ("block", "attention", "cascade", "qkv", "token_dw", "norm", "act")
@@ -94,6 +95,13 @@ def detail_text(r: st.TrialRecord, on_front: bool = False) -> str:
     if r.constraints:
         lines.append("  constraints (<= 0 met): " + ", ".join(f"{k} {v:+.3f}" for k, v in r.constraints.items()))
     t = r.train or {}
+    if r.delta is not None:
+        how = " (95 % interval from the reference's seed noise; one run of this candidate)" if r.delta.low is not None else ""
+        lines += ["", f"[b]Accuracy against the reference[/b]: {delta_text(r.delta)}{how}"]
+    if r.rungs:
+        lines += ["", "[b]Successive halving[/b] (rungs: fractions of the protocol's training)"]
+        lines += [f"  rung {e['rung']}: {100 * e['fraction']:.0f} % of the training, val top-1 {e['top1']:.2f} %, "
+                  f"{e.get('seconds') or 0:.0f} s" for e in r.rungs]
     if t.get("top1") is not None:
         ci = f", {r.accuracy_ci[0]:.2f}-{r.accuracy_ci[1]:.2f} over seeds" if r.accuracy_ci else ""
         lines += ["", "[b]Proxy training[/b] (the trained config)",

@@ -10,15 +10,17 @@ from typing import Callable
 from rich.markup import escape
 
 from .. import storage as st
+from ..reporting.accuracy import delta_text, delta_to_reference, reference_noise
 from ..reporting.pareto import ParetoInfo, pareto_info, reference_sessions, short_model
 
 # Fixed widths: auto-sized DataTable columns are measured lazily, so what a screen shows would
 # depend on timing; stage columns fit three stages of three digits.
-WIDTHS = {"number": 4, "accuracy": 7, "ratio": 6, "status": 10, "paper": 5, "feasible": 4, "images_per_s": 7,
+WIDTHS = {"number": 4, "accuracy": 7, "delta": 8, "ratio": 6, "fidelity": 8, "status": 10, "paper": 5, "feasible": 4, "images_per_s": 7,
           "params_m": 8, "flops_m": 7, "C": 11, "L": 5, "H": 5, "N": 5, "QK": 8, "V": 14, "FFN": 11}
 # (key, header): what a narrow window shows first comes first
 COLUMNS: list[tuple[str, str]] = [
-    ("number", "#"), ("accuracy", "top-1 %"), ("ratio", "ratio"), ("status", "status"), ("paper", "paper"),
+    ("number", "#"), ("accuracy", "top-1 %"), ("delta", "Δ ref"), ("ratio", "ratio"), ("status", "status"),
+    ("fidelity", "trained"), ("paper", "paper"),
     ("feasible", "feas"), ("images_per_s", "img/s"), ("params_m", "params M"), ("flops_m", "FLOPs M"), ("C", "C"),
     ("L", "L"), ("H", "H"), ("N", "N"), ("QK", "QK"), ("V", "V"), ("FFN", "FFN"),
 ]
@@ -44,7 +46,11 @@ class StudyView:
 def load_view(name: str, url: str | None) -> StudyView:
     store = st.load_study(name, url)
     s = store.summary()
-    return StudyView(name, store.kind, store.attrs, s.records, {r.number for r in s.front})
+    attrs = store.attrs
+    noise = reference_noise(attrs)
+    for r in s.records:
+        r.delta = delta_to_reference(r, noise)
+    return StudyView(name, store.kind, attrs, s.records, {r.number for r in s.front})
 
 
 def backends(view: StudyView) -> list[str]:
@@ -84,6 +90,10 @@ def cell(r: st.TrialRecord, key: str):
         return getattr(r, key)
     if key == "paper":
         return short_model(r.paper_model) if r.paper_model else None
+    if key == "delta":
+        return r.delta.delta if r.delta is not None else None
+    if key == "fidelity":  # the fraction of the protocol's training behind the accuracy
+        return r.fidelity if r.accuracy is not None else None
     if key == "images_per_s":
         return r.images_per_s
     if key in ("params_m", "flops_m"):
@@ -97,6 +107,10 @@ def text(r: st.TrialRecord, key: str) -> str:
         return "-" if key != "paper" else ""
     if key == "feasible":
         return "yes" if v else "no"
+    if key == "delta":  # the difference and its verdict: ↑ better, ↓ worse, ≈ inside the seed noise
+        return delta_text(r.delta, short=True)
+    if key == "fidelity":
+        return f"{100 * v:.0f} %" + (f" r{r.rung}" if r.rung is not None else "")
     if isinstance(v, float):
         if ":" in key:
             return f"{v:.1f}" if key.startswith("ips:") else f"{v:.3f}"
