@@ -9,8 +9,6 @@ from .. import storage as st
 from ..stats import is_missing, kendall, pct_change, sign_agreement
 from . import paper
 
-DEPTH_ROWS = (2, 3, 4)  # rows where the paper changed depth "to keep throughput similar"
-
 
 def comparison(records: list[st.TrialRecord], backends: list[str] | None = None) -> list[dict]:
     """One row per Table 6 row, paper and ours side by side, each as a change against row 1.
@@ -33,6 +31,11 @@ def comparison(records: list[st.TrialRecord], backends: list[str] | None = None)
             "params_m": (t.cost or {}).get("params_m") if t else None,
             "flops_m": (t.cost or {}).get("flops_m") if t else None,
             "paper_top1_delta": None if pr is None else float(pr["top1_100ep"] - p.loc[1]["top1_100ep"]),
+            "depths": [s["depth"] for s in (t.config or {}).get("stages", [])] if t else None,
+            "widths": [s["dim"] for s in (t.config or {}).get("stages", [])] if t else None,
+            "zerocost": ((t.attrs.get("zerocost") or {}).get("scores") or None) if t else None,
+            "zerocost_settings": ((t.attrs.get("zerocost") or {}).get("settings") or None) if t else None,
+            "zerocost_s": (sum(((t.attrs.get("zerocost") or {}).get("seconds") or {}).values()) or None) if t else None,
         }
         d["top1_delta"] = d["top1"] - acc1 if d["top1"] is not None and acc1 is not None else None
         for b in backends:
@@ -60,14 +63,50 @@ def column_agreement(rows: list[dict], backends: list[str]) -> dict[str, dict]:
     return out
 
 
-def depth_check(rows: list[dict], backends: list[str]) -> list[dict]:
-    """Rows 2-4: our throughput ratio to row 1; more than 10 % off 1.0 is flagged."""
-    notes = []
+def grade(ours: float, theirs: float) -> str:
+    """'reproduces' (same direction and size within 2x or 3 points), 'same direction, different
+    size', or 'does NOT reproduce' (opposite direction). |delta| <= 1 % counts as no change."""
+    small_o, small_t = abs(ours) <= 1.0, abs(theirs) <= 1.0
+    if small_o and small_t:
+        return "reproduces"
+    if small_o != small_t or (ours > 0) != (theirs > 0):
+        return "does NOT reproduce"
+    if abs(ours - theirs) <= 3.0 or 0.5 <= ours / theirs <= 2.0:
+        return "reproduces"
+    return "same direction, different size"
+
+
+def results_json(rows: list[dict], backends: list[str], matches: dict[int, dict], calibration: dict | None,
+                 meta: dict) -> dict:
+    """``ablate --json``: every row with its depths, its throughput ratio to row 1 per backend,
+    its top-1 delta (one seed) beside the paper's, its match and its zero-cost scores; the
+    agreement figures. The fields of the seed-noise work (intervals, verdicts, significance) are
+    null until it lands; accuracy fields are null when nothing was trained."""
+    out_rows = []
     for r in rows:
-        if r["row"] not in DEPTH_ROWS:
-            continue
-        for b in backends:
-            ratio = r.get(f"{b}_ratio")
-            if not is_missing(ratio):
-                notes.append({"row": r["row"], "backend": b, "ratio": float(ratio), "off": abs(ratio - 1.0) > 0.10})
-    return notes
+        m = matches.get(r["row"])
+        out_rows.append({
+            "row": r["row"], "ablation": r["ablation"], "model": r.get("model"),
+            "depths": r.get("depths"), "widths": r.get("widths"),
+            "throughput_ratio": {b: r.get(f"{b}_ratio") for b in backends},
+            "images_per_s": {b: r.get(f"{b}_images_per_s") for b in backends},
+            "throughput_delta_pct": {b: r.get(f"{b}_delta_pct") for b in backends},
+            "paper_throughput_delta_pct": {b: r.get(f"{b}_paper_delta_pct") for b in backends},
+            "throughput_grade": {b: grade(r[f"{b}_delta_pct"], r[f"{b}_paper_delta_pct"]) for b in backends
+                                 if not is_missing(r.get(f"{b}_delta_pct")) and not is_missing(r.get(f"{b}_paper_delta_pct"))},
+            "match": None if m is None else {"matched": m["matched"], "backend": m["backend"], "kind": m["chosen"]["kind"],
+                                             "ratio": m["chosen"]["ratio"], "stated_depths": m["stated"]["depths"],
+                                             "stated_ratio": m["stated"]["ratio"], "variants_measured": len(m["tried"])},
+            "params_m": r.get("params_m"), "flops_m": r.get("flops_m"),
+            "top1": r.get("top1"), "paper_top1": r.get("paper_top1"),
+            "delta": r.get("top1_delta"), "ci_low": None, "ci_high": None, "verdict": None,
+            "paper_delta": r.get("paper_top1_delta"),
+            "zerocost": r.get("zerocost"),
+        })
+    agree = column_agreement(rows, backends)
+    tau = agree["kendall_top1"]
+    return {**meta, "backends": backends, "rows": out_rows,
+            "significant_rows": None, "sign_agreement_significant": None,
+            "kendall_tau_paper": None if is_missing(tau) else tau,
+            "sign_agreement": {k: v for k, v in agree.items() if k != "kendall_top1"},
+            "zerocost_calibration": calibration}
