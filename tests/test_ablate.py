@@ -103,6 +103,11 @@ def test_choose_takes_the_closest_and_prefers_depths():
     assert not m.matched and m.chosen["label"] == "w" and "no match within 5 %" in m.text()
     m = choose(2, cands, {}, "torch-cpu")  # nothing measured: the stated config stays, not matched
     assert not m.matched and m.chosen["label"] == "stated"
+    # a match whose CI reaches outside the band is said to be too noisy to tell (a busy host)
+    ratios = {"stated": 1.2, "a": 1.02, "b": None, "w": 0.9}
+    m = choose(2, cands, ratios, "torch-cpu", cis={"a": (0.93, 1.1)})
+    assert m.matched and m.noisy and "too noisy" in m.text() and "[0.930, 1.100]" in m.text()
+    assert not choose(2, cands, ratios, "torch-cpu", cis={"a": (1.0, 1.04)}).noisy
 
 
 class FakeBackend:
@@ -130,6 +135,7 @@ class FakeBackend:
     def __call__(self, specs, backends, settings, reference=None, listener=None):
         self.calls.append([s.label for s in specs])
         return [ThroughputRecord(s.label, b, "ok", images_per_s=100.0 * self.ratio(s), ratio_to_reference=self.ratio(s),
+                                 ratio_ci_low=self.ratio(s) - 0.01, ratio_ci_high=self.ratio(s) + 0.01,
                                  env={"machine": "fake"}) for b in backends for s in specs]
 
 
@@ -162,6 +168,7 @@ def test_match_throughput_picks_the_closest_variant_on_a_fake_backend(fake_ablat
         measured = {t["label"]: t["ratio"] for t in m.tried}
         assert m.chosen["label"] == min(measured, key=lambda k: abs(measured[k] - 1.0)), (row, measured)
         assert m.matched and m.chosen["ratio"] == pytest.approx(1.0) and m.chosen["kind"] != "stated", (row, measured)
+        assert not m.noisy and m.chosen["ci_low"] == pytest.approx(0.99)
         assert all(1 <= d <= 4 for t in m.tried for d in t["depths"])
         # the chosen variant is the one measured on every backend and stored as the row
         row_rec = next(r for r in ab.rows if r["row"] == row)

@@ -11,6 +11,7 @@ skipping what is stored (the match, the measurement, every scored or trained row
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,9 +133,10 @@ def ablate(cfg: AblateConfig, hooks: Hooks | None = None, measure_fn: MeasureFn 
     meas = store.attrs.get("measurement")
     if not meas or sorted(meas.get("backends", [])) != sorted(cfg.backends) or meas.get("arch_ids") != ids:
         specs = [ModelSpec(f"row {r.row}", config=cfgs[r.row].to_dict(), img_size=cfg.img_size) for r in rows]
+        before = os.getloadavg()
         recs = measure_fn(specs, cfg.backends, cfg.measure, reference="row 1", listener=hooks.measure)
         meas = {"backends": cfg.backends, "records": [st.measurement_attr(r) for r in recs], "arch_ids": ids,
-                "env": next((r.env for r in recs if r.env), {})}
+                "env": next((r.env for r in recs if r.env), {}), "load_avg": [before, os.getloadavg()]}
         store.set_attr("measurement", meas)
     by = {(m["backend"], m["model"]): m for m in meas["records"]}
 
@@ -184,8 +186,10 @@ def _matches(store: st.StudyStore, cfg: AblateConfig, to_match: dict, reference,
     rows = {int(k): RowMatch.from_dict(v) for k, v in (saved.get("rows") or {}).items()}
     if saved.get("backend") == backend and set(to_match) <= set(rows):
         return {r: rows[r] for r in sorted(to_match)}
+    before = os.getloadavg()
     found = match_throughput(to_match, reference, backend, cfg.measure, measure_fn, hooks)
     store.set_attr("throughput_match", {"backend": backend, "settings": cfg.measure.to_dict(),
+                                        "load_avg": [before, os.getloadavg()],
                                         "rows": {str(r): m.to_dict() for r, m in found.items()}})
     return found
 

@@ -43,6 +43,7 @@ def comparison(records: list[st.TrialRecord], backends: list[str] | None = None)
             col = paper.column_for(b, "table6")
             d[f"{b}_images_per_s"] = thr.get("images_per_s")
             d[f"{b}_ratio"] = thr.get("ratio_to_reference")
+            d[f"{b}_ratio_ci_low"], d[f"{b}_ratio_ci_high"] = thr.get("ratio_ci_low"), thr.get("ratio_ci_high")
             d[f"{b}_delta_pct"] = 100.0 * (thr["ratio_to_reference"] - 1.0) if thr.get("ratio_to_reference") else None
             d[f"{b}_paper_delta_pct"] = None if pr is None else pct_change(float(pr[col]), float(p.loc[1][col]))
         out.append(d)
@@ -89,13 +90,16 @@ def results_json(rows: list[dict], backends: list[str], matches: dict[int, dict]
             "row": r["row"], "ablation": r["ablation"], "model": r.get("model"),
             "depths": r.get("depths"), "widths": r.get("widths"),
             "throughput_ratio": {b: r.get(f"{b}_ratio") for b in backends},
+            "throughput_ratio_ci": {b: [r.get(f"{b}_ratio_ci_low"), r.get(f"{b}_ratio_ci_high")] for b in backends},
             "images_per_s": {b: r.get(f"{b}_images_per_s") for b in backends},
             "throughput_delta_pct": {b: r.get(f"{b}_delta_pct") for b in backends},
             "paper_throughput_delta_pct": {b: r.get(f"{b}_paper_delta_pct") for b in backends},
             "throughput_grade": {b: grade(r[f"{b}_delta_pct"], r[f"{b}_paper_delta_pct"]) for b in backends
                                  if not is_missing(r.get(f"{b}_delta_pct")) and not is_missing(r.get(f"{b}_paper_delta_pct"))},
             "match": None if m is None else {"matched": m["matched"], "backend": m["backend"], "kind": m["chosen"]["kind"],
-                                             "ratio": m["chosen"]["ratio"], "stated_depths": m["stated"]["depths"],
+                                             "ratio": m["chosen"]["ratio"], "ratio_ci": [m["chosen"].get("ci_low"),
+                                                                                         m["chosen"].get("ci_high")],
+                                             "stated_depths": m["stated"]["depths"],
                                              "stated_ratio": m["stated"]["ratio"], "variants_measured": len(m["tried"])},
             "params_m": r.get("params_m"), "flops_m": r.get("flops_m"),
             "top1": r.get("top1"), "paper_top1": r.get("paper_top1"),

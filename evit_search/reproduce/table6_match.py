@@ -51,9 +51,9 @@ class Candidate:
     flops_m: float
     config: dict
 
-    def summary(self, ratio: float | None = None) -> dict:
+    def summary(self, ratio: float | None = None, ci: tuple[float | None, float | None] = (None, None)) -> dict:
         return {"label": self.label, "kind": self.kind, "depths": list(self.depths), "widths": list(self.widths),
-                "flops_m": self.flops_m, "ratio": ratio}
+                "flops_m": self.flops_m, "ratio": ratio, "ci_low": ci[0], "ci_high": ci[1]}
 
 
 @dataclass
@@ -77,6 +77,13 @@ class RowMatch:
     def from_dict(cls, d: dict) -> "RowMatch":
         return cls(**d)
 
+    @property
+    def noisy(self) -> bool:
+        """The chosen ratio's 95 % CI reaches outside 1 +- tolerance: the measurement cannot tell
+        whether the match holds (a busy host)."""
+        lo, hi = self.chosen.get("ci_low"), self.chosen.get("ci_high")
+        return lo is not None and hi is not None and (lo < 1 - self.tolerance or hi > 1 + self.tolerance)
+
     def text(self) -> str:
         """One line for reports and the CLI."""
         c, s = self.chosen, self.stated
@@ -85,11 +92,18 @@ class RowMatch:
             out = "depths " + "/".join(map(str, d["depths"]))
             return out + (" widths " + "/".join(map(str, d["widths"])) if d.get("kind") == "width" else "")
 
-        ratio = lambda d: "not measured" if d.get("ratio") is None else f"{d['ratio']:.3f}x"
+        def ratio(d: dict) -> str:
+            if d.get("ratio") is None:
+                return "not measured"
+            ci = f" [{d['ci_low']:.3f}, {d['ci_high']:.3f}]" if d.get("ci_low") is not None else ""
+            return f"{d['ratio']:.3f}x{ci}"
+
         head = (f"row {self.row}: {what(c)} at {ratio(c)} row 1 on {self.backend}"
                 + ("" if self.matched else f" — no match within {100 * self.tolerance:g} %, the closest is used"))
+        if self.noisy:
+            head += f" — its 95 % CI reaches outside +-{100 * self.tolerance:g} %: too noisy to tell"
         if c["label"] != s["label"]:
-            head += f" (the paper's {what(s)}: {ratio(s)})"
+            head += f" (as the table states it, {what(s)}: {ratio(s)})"
         return head + f"; {len(self.tried)} variants measured"
 
 
@@ -192,21 +206,23 @@ def row_candidates(row: int, cfg: EfficientViTConfig, ref_flops: float, k: int) 
 
 
 def choose(row: int, cands: list[Candidate], ratios: dict[str, float | None], backend: str,
-           tolerance: float = TOLERANCE) -> RowMatch:
+           tolerance: float = TOLERANCE, cis: dict[str, tuple[float | None, float | None]] | None = None) -> RowMatch:
     """Depths first: the closest depth variant (the stated one included) when it is within the
-    tolerance; else the closest of all. Unmeasured variants (failed) are never chosen."""
+    tolerance; else the closest of all. Unmeasured variants (failed) are never chosen. ``cis``:
+    each ratio's 95 % CI, kept with it."""
+    cis = cis or {}
     stated = cands[0]
     measured = [c for c in cands if ratios.get(c.label) is not None]
-    tried = [c.summary(ratios.get(c.label)) for c in cands]
+    summary = lambda c: c.summary(ratios.get(c.label), cis.get(c.label, (None, None)))
+    tried = [summary(c) for c in cands]
     if not measured:
-        return RowMatch(row, backend, False, stated.summary(None), stated.summary(None), tried, stated.config, tolerance)
+        return RowMatch(row, backend, False, summary(stated), summary(stated), tried, stated.config, tolerance)
     dist = lambda c: abs(ratios[c.label] - 1.0)
     depth_like = [c for c in measured if c.kind != "width"]
     best = min(depth_like, key=dist) if depth_like else None
     if best is None or dist(best) > tolerance:
         best = min(measured, key=dist)
-    return RowMatch(row, backend, dist(best) <= tolerance, best.summary(ratios[best.label]),
-                    stated.summary(ratios.get(stated.label)), tried, best.config, tolerance)
+    return RowMatch(row, backend, dist(best) <= tolerance, summary(best), summary(stated), tried, best.config, tolerance)
 
 
 def match_throughput(row_cfgs: dict[int, EfficientViTConfig], reference: EfficientViTConfig, backend: str,
@@ -225,5 +241,7 @@ def match_throughput(row_cfgs: dict[int, EfficientViTConfig], reference: Efficie
     hooks.info(f"matching the throughput of rows {', '.join(map(str, cands))} to row 1: {len(specs) - 1} variants "
                f"in one session on {backend}")
     recs = measure_fn(specs, [backend], settings, reference="row 1", listener=hooks.measure)
-    ratios = {r.model: r.ratio_to_reference for r in recs if r.status == "ok" and r.backend == backend}
-    return {r: choose(r, cs, ratios, backend) for r, cs in cands.items()}
+    ok = [r for r in recs if r.status == "ok" and r.backend == backend]
+    ratios = {r.model: r.ratio_to_reference for r in ok}
+    cis = {r.model: (r.ratio_ci_low, r.ratio_ci_high) for r in ok}
+    return {r: choose(r, cs, ratios, backend, cis=cis) for r, cs in cands.items()}

@@ -57,6 +57,7 @@ def write_report(ab: Ablation, backends: list[str], reports_dir: Path, data_spec
         for b in backends:
             cells += [fmt(r[f"{b}_images_per_s"]), fmt(r[f"{b}_delta_pct"]), fmt(r[f"{b}_paper_delta_pct"])]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += load_lines(ab.store.attrs)
     lines += ["", "## Agreement with the paper", ""]
     lines.append(f"- top-1 deltas: same sign in {agree['top1']['agree']}/{agree['top1']['n']} rows; Kendall tau of "
                  f"the accuracy order: {fmt(agree['kendall_top1'], 3)}")
@@ -73,6 +74,21 @@ def write_report(ab: Ablation, backends: list[str], reports_dir: Path, data_spec
     return files
 
 
+def load_lines(attrs: dict) -> list[str]:
+    """The host's load average around each session: the CPU is shared, and a busy host widens
+    every ratio's CI (each backend times one thread)."""
+    out = []
+    for key, what in (("throughput_match", "match session"), ("measurement", "main session")):
+        load = (attrs.get(key) or {}).get("load_avg")
+        if load:
+            out.append(f"{what}: {load[0][0]:.2f} before, {load[1][0]:.2f} after")
+    if not out:
+        return []
+    return ["", f"Host load average (1 min, {(attrs.get('measurement') or {}).get('env', {}).get('logical_cpus', '?')} "
+            "logical CPUs): " + "; ".join(out) + ". Above about 1 the timings share the CPU with other work: read the "
+            "ratios' 95 % CIs (in the match section and the CSV) before their medians."]
+
+
 def match_lines(matches: dict[int, RowMatch], rows: list[dict], backends: list[str]) -> list[str]:
     """One paragraph per matched row: the choice, the paper's stated variant, every variant tried,
     and the chosen variant's ratio on every backend in the main session."""
@@ -86,7 +102,9 @@ def match_lines(matches: dict[int, RowMatch], rows: list[dict], backends: list[s
     for num, m in sorted(matches.items()):
         out.append(f"- {m.text()}")
         r = by_row.get(num) or {}
-        main = [f"{b} {r[f'{b}_ratio']:.3f}x" for b in backends if not is_missing(r.get(f"{b}_ratio"))]
+        main = [f"{b} {r[f'{b}_ratio']:.3f}x" + (f" [{r[f'{b}_ratio_ci_low']:.3f}, {r[f'{b}_ratio_ci_high']:.3f}]"
+                                                 if not is_missing(r.get(f"{b}_ratio_ci_low")) else "")
+                for b in backends if not is_missing(r.get(f"{b}_ratio"))]
         if main:
             out.append(f"  - in the main session: {', '.join(main)} row 1")
         tried = ", ".join(f"{t['label'].split(' ', 2)[2]} ({fmt(t['flops_m'], 0)} MFLOPs): "

@@ -35,6 +35,7 @@ from torch import nn
 import efficientvit
 from efficientvit import EfficientViTConfig
 
+from .. import hostlock
 from ..errors import DataError
 from .data import DataBundle, load_dataset, make_synthetic
 from .protocols import Protocol
@@ -214,8 +215,9 @@ def score_config(cfg: EfficientViTConfig, batch: Batch, seed: int = 0, scores: t
                                   "num_classes": batch.num_classes, "seed": seed, "mode": MODE, "data": batch.source,
                                   "threads": threads, "synflow_dtype": "float64, no BatchNorm"})
     problems = []
-    # seeding the init must not move the caller's generator
-    with torch.random.fork_rng(devices=[]), torch_threads(threads):
+    # seeding the init must not move the caller's generator; like training, scoring holds the
+    # host's shared lock so that no throughput is timed meanwhile
+    with torch.random.fork_rng(devices=[]), torch_threads(threads), hostlock.training():
         for pass_name, (gives, fn) in PASSES.items():
             if not set(gives) & set(scores):
                 continue
