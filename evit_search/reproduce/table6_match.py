@@ -36,7 +36,7 @@ MAX_CANDIDATES = 24
 # 8's wide FFNs 0.67x at 1.61x the FLOPs), so the variant at row 1's speed is seldom the one at
 # row 1's FLOPs; +-20 % covers the differences measured on this project's CPUs.
 FLOPS_WINDOW = 1.2
-WIDTH_SCALES = tuple(i / 16 for i in range(8, 16))  # 0.5 .. 0.9375 of the stated widths
+WIDTH_SCALES = tuple(i / 32 for i in range(16, 32))  # 0.5 .. 0.97 of the stated widths
 
 MeasureFn = Callable[..., list[ThroughputRecord]]  # evit_search.measure.runner.measure's signature
 
@@ -194,14 +194,15 @@ def pick_spread(pool: list[Candidate], ref_flops: float, k: int, stated_depths: 
     return picked
 
 
-def row_candidates(row: int, cfg: EfficientViTConfig, ref_flops: float, k: int) -> list[Candidate]:
-    """The stated config first, then up to ``k`` variants: depths, and for WIDTH_ROWS half of
-    the slots for narrower stages."""
+def row_candidates(row: int, cfg: EfficientViTConfig, ref_flops: float, k: int, k_width: int | None = None) -> list[Candidate]:
+    """The stated config first, then up to ``k`` depth variants; for WIDTH_ROWS half of those
+    slots, and ``k_width`` (default: the other half) narrower variants."""
     stated, depths = depth_pool(row, cfg)
     k_depth = k if row not in WIDTH_ROWS else max(1, k // 2)
     out = [stated, *pick_spread(depths, ref_flops, k_depth, stated.depths)]
     if row in WIDTH_ROWS:
-        out += pick_spread(width_pool(row, cfg, ref_flops, stated.flops_m), ref_flops, k - k_depth, stated.depths)
+        k_width = k - k_depth if k_width is None else k_width
+        out += pick_spread(width_pool(row, cfg, ref_flops, stated.flops_m), ref_flops, k_width, stated.depths)
     return out
 
 
@@ -232,9 +233,19 @@ def match_throughput(row_cfgs: dict[int, EfficientViTConfig], reference: Efficie
     if not row_cfgs:
         return {}
     k = max(1, MAX_CANDIDATES // len(row_cfgs) - 1)
+    cands: dict[int, list[Candidate]] = {}
     with torch_threads(THREADS):  # FLOP counts: one thread is the fast choice on a shared small CPU
         ref_flops = count_cost(reference).flops_m
-        cands = {r: row_candidates(r, c, ref_flops, k) for r, c in sorted(row_cfgs.items())}
+        # depth-only rows first: the slots they leave unused (few depths near row 1) go to the
+        # width rows' narrower variants, whose grid is finer
+        order = sorted(row_cfgs, key=lambda r: (r in WIDTH_ROWS, r))
+        for i, r in enumerate(order):
+            if r in WIDTH_ROWS:
+                left = (MAX_CANDIDATES - sum(map(len, cands.values()))) // len(order[i:])
+                cands[r] = row_candidates(r, row_cfgs[r], ref_flops, k, max(1, left - 1 - max(1, k // 2)))
+            else:
+                cands[r] = row_candidates(r, row_cfgs[r], ref_flops, k)
+    cands = dict(sorted(cands.items()))
     specs = [ModelSpec("row 1", config=reference.to_dict(), img_size=reference.img_size, in_chans=reference.in_chans)]
     specs += [ModelSpec(c.label, config=c.config, img_size=reference.img_size, in_chans=reference.in_chans)
               for cs in cands.values() for c in cs]
