@@ -170,7 +170,11 @@ def verdicts(rows: list[dict], backends: list[str], matches: dict[int, RowMatch]
             parts.append(f"top-1 {r['top1_delta']:+.2f} vs paper {r['paper_top1_delta']:+.1f} "
                          f"({'same direction' if same else 'opposite direction'})")
         m = matches.get(r["row"])
-        if m is not None and m.matched:
+        if m is not None and m.matched and m.noisy:
+            reason = (f"Matched to row 1 on {m.backend} by the median ({m.chosen['ratio']:.3f}x), but its 95 % CI "
+                      f"[{m.chosen['ci_low']:.3f}, {m.chosen['ci_high']:.3f}] reaches outside +-{100 * m.tolerance:g} %: "
+                      "similar speed is not established")
+        elif m is not None and m.matched:
             reason = (f"Matched to row 1 within {100 * m.tolerance:g} % on {m.backend}, so its accuracy delta is the "
                       "design change at similar speed")
         elif m is not None:

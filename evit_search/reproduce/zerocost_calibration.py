@@ -136,7 +136,10 @@ def calibration_md(cal: Calibration) -> list[str]:
     size_best = max((t.tau_paper for t in cal.taus if t.name in SIZE and t.tau_paper is not None), default=None)
     if scores and size_best is not None:
         above = [f"{t.name} ({t.tau_paper:.3f})" for t in scores if t.tau_paper > size_best]
-        sig = [t.name for t in scores if t.p_paper is not None and t.p_paper < 0.05 and t.tau_paper > 0]
+        sig = [t for t in scores if t.p_paper is not None and t.p_paper < 0.05]
+        pos = ", ".join(t.name for t in sig if t.tau_paper > 0) or "none"
+        neg = ", ".join(t.name for t in sig if t.tau_paper < 0) or "none"
         lines.append(f"Against the paper's top-1: the better size count reaches tau {size_best:.3f}; scores above it: "
-                     f"{', '.join(above) or 'none'}; scores significantly positive (p < 0.05): {', '.join(sig) or 'none'}.")
+                     f"{', '.join(above) or 'none'}; significant (p < 0.05) in the paper's direction: {pos}; "
+                     f"significant against it (ranking backwards): {neg}.")
     return lines
