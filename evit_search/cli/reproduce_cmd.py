@@ -5,6 +5,7 @@ parser stay fast."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from rich.console import Console
@@ -49,10 +50,21 @@ def add(sub) -> None:
     p = sub.add_parser("ablate", help="reproduce the paper's Table 6 ablations side by side with its numbers")
     p.add_argument("table", help="table6 (built in) or a rows YAML file like search_spaces/table6.yaml")
     p.add_argument("--no-train", action="store_true", help="measure params, FLOPs and throughput only")
+    p.add_argument("--seeds", type=positive_int,
+                   help="trained runs per row, seeds --seed, --seed+1, ...: each row's delta to row 1 gets a 95 %% "
+                        "interval from the seed SD pooled over the rows and a verdict (default 3; 1 = no intervals)")
     p.add_argument("--study", help="study name (default: derived from table, data, protocol); resumed if it exists")
     add_storage(p)
     p.add_argument("--img-size", type=positive_int, default=224, help="input size for cost and throughput (default 224)")
-    p.add_argument("--no-suggest-depths", action="store_true", help="do not measure alternative depths for rows 2-4")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--match-throughput", default="2,3,4,8", metavar="ROWS",
+                   help="rows matched to row 1's throughput on the first backend before anything else, as the paper "
+                        "compared them: depths (row 8: depths, then stage widths) measured with row 1 in one session, "
+                        "the closest within 5 %% used (default: 2,3,4,8)")
+    g.add_argument("--no-match-throughput", "--no-suggest-depths", dest="no_match", action="store_true",
+                   help="every row as the table states it")
+    p.add_argument("--no-zerocost", action="store_true", help="do not compute the zero-cost scores of the rows")
+    p.add_argument("--json", metavar="FILE", help="also write the results as JSON (rows, ratios, deltas, agreement)")
     p.add_argument("--reports", default="reports")
     add_data_options(p)
     add_measure_options(p, seconds=1.5, backends="torch-cpu,onnx-cpu,cuda")
@@ -144,38 +156,63 @@ def run_bench(args) -> int:
     return 0
 
 
+def _match_rows(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in split_list(text))
+    except ValueError:
+        raise UserError(f"--match-throughput={text!r}: give comma-separated row numbers, e.g. 2,3,4,8") from None
+
+
 def run_ablate(args) -> int:
-    from ..reproduce.table6 import AblateConfig, ablate, suggestion_text  # torch: loaded when the command runs
-    from ..reproduce.table6_compare import column_agreement
+    from ..reproduce.table6 import AblateConfig, ablate  # torch and optuna: loaded when the command runs
+    from ..reproduce.table6_compare import column_agreement, delta_cell, results_json, top1_text
     from ..reproduce.table6_report import write_report
-    from ..training.device import resolve_device
+    from ..storage import jsonable
+    from ..training.device import check_precision, resolve_device
 
     console = Console()
     if args.img_size < 16:
         raise UserError(f"--img-size={args.img_size} must be >= 16 (the stem divides it by 16)")
+    match_rows = () if args.no_match else _match_rows(args.match_throughput)
     backends = _usable(args.backends, console)
+    device = resolve_device(args.device)
+    precision = check_precision("amp" if args.amp else "fp32", device)
     cfg = AblateConfig(table=args.table, backends=backends, protocol=args.protocol, data=args.data, data_dir=args.data_dir,
                        train=not args.no_train, storage=args.storage, study=args.study, measure=measure_settings(args),
-                       seed=args.seed, epochs=args.epochs, img_size=args.img_size, train_threads=args.train_threads,
-                       suggest_depths=not args.no_suggest_depths, device=resolve_device(args.device))
+                       seed=args.seed, seeds=args.seeds or (1 if args.no_train else 3), epochs=args.epochs,
+                       img_size=args.img_size, train_threads=args.train_threads, match_rows=match_rows,
+                       zerocost=not args.no_zerocost, device=device, precision=precision)
     with progress(console) as prog:
         ab = ablate(cfg, rich_hooks(prog, "ablate"))
     files = write_report(ab, backends, Path(args.reports), args.data, cfg.train)
-    t = Table("row", "ablation", "paper top-1", "ours top-1", *(f"{b} Δ% ours / paper" for b in backends),
-              title=f"Table 6: {ab.store.name}")
+    t = Table("row", "ablation", "depths", "paper top-1", "ours val top-1 (± SD, n)", "ours Δ [95 % CI]",
+              *(f"{b} Δ% ours / paper" for b in backends), title=f"Table 6: {ab.store.name}")
     for r in ab.rows:
-        t.add_row(str(r["row"]), r["ablation"], fmt(r["paper_top1"]), fmt(r["top1"], 2),
+        t.add_row(str(r["row"]), r["ablation"], "/".join(map(str, r["depths"] or [])), fmt(r["paper_top1"]),
+                  top1_text(r), delta_cell(r),
                   *(f"{fmt(r[f'{b}_delta_pct'])} / {fmt(r[f'{b}_paper_delta_pct'])}" for b in backends))
     console.print(t)
     agree = column_agreement(ab.rows, backends)
-    console.print(f"top-1 same sign {agree['top1']['agree']}/{agree['top1']['n']}, Kendall tau {fmt(agree['kendall_top1'], 3)}; "
+    sig = agree["significant"]
+    console.print((f"top-1: {sig['n']} rows outside the seed noise, same sign as the paper in {sig['agree']}/{sig['n']}; "
+                   if sig["noise_measured"] else "top-1: one seed per row, no delta is established; ")
+                  + f"Kendall tau {fmt(agree['kendall_top1'], 3)} (p {fmt(agree['kendall_top1_p'], 3)}); "
                   + "; ".join(f"{b} same sign {agree[b]['agree']}/{agree[b]['n']}" for b in backends))
-    for n in ab.depth_notes:
-        if n["off"]:
-            s = ab.suggestions.get(n["row"])
-            console.print(f"[yellow]row {n['row']} on {n['backend']}: {n['ratio']:.3f}x row 1 (>10 % off)[/]"
-                          + (f"; {suggestion_text(s)}" if s else ""))
-    console.print("wrote " + ", ".join(str(p) for p in files.as_dict().values()))
+    for m in ab.matches.values():
+        console.print(("" if m.matched else "[yellow]") + m.text() + ("" if m.matched else "[/]"))
+    if ab.calibration is not None:
+        console.print("zero-cost Kendall tau vs the paper's top-1 over the rows: " + ", ".join(
+            f"{t.name} {fmt(t.tau_paper, 2)}" + (" (tracks size)" if t.tracks_size else "") for t in ab.calibration.taus))
+    written = list(files.as_dict().values())
+    if args.json:
+        meta = {"study": ab.store.name, "storage": ab.store.display_url, "table": args.table, "protocol": cfg.protocol,
+                "data": args.data, "trained": cfg.train, "budget_backend": backends[0],
+                "environment": (ab.store.attrs.get("measurement") or {}).get("env") or {}}
+        doc = results_json(ab.rows, backends, {r: m.to_dict() for r, m in ab.matches.items()},
+                           ab.calibration.to_dict() if ab.calibration else None, meta)
+        Path(args.json).write_text(json.dumps(jsonable(doc), indent=1))
+        written.append(args.json)
+    console.print("wrote " + ", ".join(str(p) for p in written))
     return 0
 
 
