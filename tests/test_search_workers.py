@@ -314,3 +314,31 @@ def test_a_candidate_whose_interval_contains_the_budget_is_measured_again(tmp_pa
     assert len(seen) == calls and (calls == 1 or seen[1] == 2 * rc.settings().max_rounds)
     rec = st.load_study("w", rc.storage).record(out["number"])
     assert rec.attrs["budget_verdict"] == verdict and ("first_throughput" in rec.attrs) == (calls == 2)
+
+
+def test_zero_cost_scores_are_stored_and_the_prefilter_screens_without_training(tmp_path):
+    from evit_search.search.prefilter import Prefilter
+
+    rc = _rc(tmp_path, prefilter="synflow:0.5")
+    worker = Worker(rc)
+    store = open_run_study(rc, worker.space)
+    for i in range(2):  # two feasible candidates scored before, both far better than anything real
+        t = store.ask()
+        t.set("arch_id", f"earlier-{i}")
+        t.set("zerocost", {"scores": {"synflow": 1e300}, "seconds": {}, "settings": {}, "status": "ok"})
+        t.finish("ok", values=[50.0, 1.0])
+    worker.prefilter = Prefilter("synflow", 0.5, min_history=2)
+    store.enqueue(_params({}), once=False)
+    out = worker.run_trial(worker.open())
+    rec = store.record(out["number"])
+    assert rec.status == "screened", rec.reason
+    assert rec.accuracy is None and rec.train is None and rec.ratio is not None and rec.feasible is True
+    assert "zero-cost synflow" in rec.reason and "worst 50 %" in rec.reason
+    assert set(rec.attrs["zerocost"]["scores"]) == {"synflow", "snip", "grad_norm", "naswot"}
+    assert rec.attrs["prefilter"] == {"rule": "synflow:0.5", "value": rec.attrs["zerocost"]["scores"]["synflow"],
+                                      "threshold": 1e300, "history": 2, "screened": True}
+
+
+def test_prefilter_needs_the_scores(tmp_path):
+    with pytest.raises(Exception, match="--prefilter=synflow:0.5 needs the zero-cost scores"):
+        Worker(_rc(tmp_path, prefilter="synflow:0.5", zerocost=False))

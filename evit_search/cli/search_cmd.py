@@ -43,6 +43,13 @@ def add(sub) -> None:
                    help="measure every candidate (by default, after 8 measured ones, a candidate that a throughput model "
                         "fitted to them predicts below the budget by more than its own error is stored as "
                         "predicted-infeasible, neither measured nor trained)")
+    p.add_argument("--no-zerocost", action="store_true",
+                   help="do not compute zero-cost scores (synflow, snip, grad_norm, naswot: seconds per measured "
+                        "candidate, stored for calibration)")
+    p.add_argument("--prefilter", metavar="SCORE:FRACTION",
+                   help="store feasible candidates whose zero-cost SCORE is in the worst FRACTION of the feasible ones "
+                        "scored so far as 'screened', not trained (off by default; check the score's calibration "
+                        "first: python -m evit_search.reproduce.zerocost_report)")
     p.add_argument("--no-paper-models", action="store_true",
                    help="do not enqueue the paper's models that lie in the space (M0-M5 but the reference) as the first "
                         "trials")
@@ -118,8 +125,8 @@ def run_run(args) -> int:
                    per_class=args.per_class, protocol=args.protocol, epochs=args.epochs, train_threads=args.train_threads,
                    device=args.device, precision="amp" if args.amp else "fp32", runs_dir=args.runs_dir,
                    train_reference=not args.no_train_reference, ref_seeds=args.ref_seeds, attempts=args.attempts,
-                   paper_models=not args.no_paper_models, predict=not args.no_predict, fidelity=args.fidelity,
-                   eta=args.eta,
+                   paper_models=not args.no_paper_models, predict=not args.no_predict, zerocost=not args.no_zerocost,
+                   prefilter=args.prefilter, fidelity=args.fidelity, eta=args.eta,
                    measure=asdict(Settings(seconds=args.measure_seconds, warmup_s=args.measure_seconds,
                                            min_rounds=args.measure_rounds, max_rounds=max(10, args.measure_rounds))))
     console = Console()

@@ -14,6 +14,7 @@ from ..storage import SAMPLERS, local_path, storage_identity
 from ..training.device import check_precision, resolve_device
 from ..training.protocols import get_protocol
 from .budget import Budget, parse_budget
+from .prefilter import parse_prefilter
 from .space import SearchSpace, load_space
 
 
@@ -52,6 +53,8 @@ class RunConfig:
     eta: int = 3  # successive halving: the top 1/eta of a rung is promoted; rungs are eta^-2, eta^-1, 1
     predict: bool = True  # skip candidates a throughput model predicts well below the budget
     predict_audit: bool = False  # measure them anyway and mark them (benchmarks check the skips)
+    zerocost: bool = True  # zero-cost scores (seconds) on every measured candidate, stored for calibration
+    prefilter: str | None = None  # SCORE:FRACTION: feasible candidates in the worst FRACTION are screened
 
     def settings(self) -> Settings:
         return Settings(**self.measure)
@@ -105,6 +108,8 @@ def check_run_config(rc: RunConfig) -> tuple[SearchSpace, Budget]:
         raise UserError(f"--fidelity={rc.fidelity!r} is not one of full, sh")
     if rc.eta < 2:
         raise UserError(f"--eta={rc.eta} must be at least 2")
+    if parse_prefilter(rc.prefilter) is not None and not rc.zerocost:
+        raise UserError(f"--prefilter={rc.prefilter} needs the zero-cost scores: drop --no-zerocost")
     if rc.sampler not in SAMPLERS:
         raise UserError(f"--sampler {rc.sampler!r} is not one of {', '.join(SAMPLERS)}")
     if rc.trials is None and rc.timeout is None:

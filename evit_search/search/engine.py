@@ -8,6 +8,8 @@ Outcomes:
 - ``ok``: trained; COMPLETE with (proxy top-1, throughput ratio) and its constraints.
 - ``infeasible``: misses the budget; PRUNED, stored with its measurements, not trained.
 - ``invalid``: the sampled knobs break a config rule; PRUNED with the rule.
+- ``screened`` (``--prefilter``): feasible, but its zero-cost score is in the worst fraction of the
+  feasible candidates scored so far; PRUNED with the score and the threshold, not trained.
 - ``duplicate``: an architecture another trial has evaluated or is evaluating; PRUNED, pointing at it.
 - ``failed``: a measurement or training error (export error, NaN loss...); FAIL with the reason.
   Its architecture may be tried again by a later trial (``retry_of``).
@@ -39,7 +41,8 @@ from ..training.data import load_dataset
 from ..training.protocols import get_protocol
 from ..training.splits import prepare_data
 from ..training.trainer import save_model, train
-from . import fidelity, predictor
+from ..training.zerocost import DEFAULT_BATCH, draw_batch, score_config
+from . import fidelity, predictor, prefilter
 from .budget import Budget
 from .config import RunConfig, check_run_config
 
@@ -55,7 +58,9 @@ class Worker:
     def __init__(self, rc: RunConfig):
         self.rc = rc
         self.space, self.budget = check_run_config(rc)
+        self.prefilter = prefilter.parse_prefilter(rc.prefilter)
         self._data = None
+        self._batch = None
 
     def open(self) -> st.StudyStore:
         """The study, with a sampler seeded from the run's seed and this worker's number in the study."""
@@ -232,9 +237,21 @@ class Worker:
                                     constraints=cons)
             ratio = cand.ratio_to_reference
             trial.set("budget_verdict", verdict)
+            zc = self._zerocost(trial, cfg) if self.rc.zerocost else None
             cons.update(self.budget.speed_constraints(ratio, cand.images_per_s, cand.ms_per_batch))
             if any(v > 0 for v in cons.values()):
                 return trial.finish("infeasible", reason=_miss(self.budget, ratio, cand), constraints=cons, ratio=ratio)
+
+            # 4b. --prefilter: a feasible candidate whose zero-cost score is in the worst FRACTION of
+            #     the feasible ones scored so far is stored as screened, not trained
+            if self.prefilter is not None:
+                value = (zc.scores if zc is not None else {}).get(self.prefilter.score)
+                history = prefilter.feasible_history(store.records(), self.prefilter.score, exclude=trial.number)
+                d = prefilter.decide(self.prefilter, value, history)
+                trial.set("prefilter", {"rule": self.prefilter.describe(), "value": d.value, "threshold": d.threshold,
+                                        "history": d.history, "screened": d.screen})
+                if d.screen:
+                    return trial.finish("screened", reason=d.reason, constraints=cons, ratio=ratio)
 
             # 5. proxy training, only for candidates within budget (with successive halving: rung 0)
             trial.phase("training")
@@ -251,6 +268,17 @@ class Worker:
         except Exception as e:  # noqa: BLE001 - any other failure of this candidate is recorded, the study goes on
             log.exception("trial %d failed", trial.number)
             return trial.finish("failed", reason=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+
+    def _zerocost(self, trial, cfg):
+        """Zero-cost scores of the trained config on one batch of the protocol's training images
+        (seconds on a CPU), stored on the trial; a score that fails is stored with its reason."""
+        trial.phase("zero-cost scores")
+        if self._batch is None:
+            data, protocol = self.data()
+            self._batch = draw_batch(data, protocol.img_size, DEFAULT_BATCH, self.rc.seed)
+        zc = score_config(cfg, self._batch, seed=self.rc.seed)
+        trial.set("zerocost", zc.to_dict())
+        return zc
 
     def _measure(self, cfg, more: bool = False):
         """Candidate and reference in one session on every backend; ``more``: twice the rounds
