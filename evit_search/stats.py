@@ -90,12 +90,14 @@ def sign_agreement(ours: list[float | None], theirs: list[float | None], tol: fl
 
 
 def kendall_test(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
-    """Kendall's tau and its exact two-sided p-value (n = 6 needs tau >= 0.867 for p < 0.05)."""
+    """Kendall's tau(-b) and its two-sided p-value: exact without ties (n = 6 needs tau >= 0.867
+    for p < 0.05), scipy's asymptotic one with ties."""
     from scipy.stats import kendalltau  # scipy: half a second, not paid by every measuring worker
 
     if len(a) < 2:
         return math.nan, math.nan
-    r = kendalltau(a, b, method="exact" if len(a) <= 50 else "auto")
+    ties = len(set(a)) < len(a) or len(set(b)) < len(b)  # scipy's exact method refuses ties
+    r = kendalltau(a, b, method="exact" if len(a) <= 50 and not ties else "auto")
     return float(r.statistic), float(r.pvalue)
 
 

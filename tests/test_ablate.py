@@ -298,3 +298,17 @@ def test_trained_rows_with_seeds_resume_and_write_json(tmp_path):
     doc = results_json(again.rows, ["torch-cpu"], {}, None, {})
     assert isinstance(doc["significant_rows"], list) and doc["seed_sd_df"] == 3
     assert doc["rows"][1]["verdict"] == ours[2]["verdict"] and doc["rows"][1]["n_seeds"] == 2
+
+
+def test_all_eleven_rows_with_tied_paper_values_give_a_tau_and_p():
+    # the paper's Table 6 top-1 has ties (70.2, 69.8, 69.9 twice each): the exact p refuses them
+    recs = [_rec(i, row, 0, 70.0 - 0.1 * row) for i, row in enumerate(range(1, 12))]
+    agree = column_agreement(comparison(recs, []), [])
+    assert -1 <= agree["kendall_top1"] <= 1 and 0 <= agree["kendall_top1_p"] <= 1
+
+
+def test_a_rematched_rows_old_runs_are_not_averaged_in():
+    old, new = _rec(1, 2, 0, 50.0), _rec(2, 2, 0, 70.0)
+    old.arch_id, new.arch_id = "old-depths", "new-depths"
+    rows = {r["row"]: r for r in comparison([_rec(0, 1, 0, 80.0), old, new], [])}
+    assert rows[2]["top1"] == 70.0 and rows[2]["n_seeds"] == 1

@@ -65,3 +65,11 @@ def test_proxy_check_json_holds_its_keys(tmp_path):
     assert summary["protocol"] == "proxy-fast" and summary["seeds"] == 2 and summary["kendall_tau_long"] is None
     m0 = summary["models"]["efficientvit_m0"]
     assert m0["runs"] == 2 and m0["sd"] is not None and 0 <= m0["mean"] <= 100
+
+
+def test_without_measured_noise_no_front_member_is_called_indistinguishable():
+    from evit_search.reporting.accuracy import indistinguishable_from, reference_noise
+    from evit_search.storage import TrialRecord
+
+    front = [TrialRecord(0, "complete", "ok", accuracy=80.0), TrialRecord(1, "complete", "ok", accuracy=80.1)]
+    assert indistinguishable_from(front, reference_noise({"reference_result": {"top1": 80.0, "n": 1}})) == {0: [], 1: []}

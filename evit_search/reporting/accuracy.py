@@ -59,7 +59,9 @@ def delta_to_reference(r: st.TrialRecord, noise: ReferenceNoise) -> Delta | None
 
 def indistinguishable_from(front: list[st.TrialRecord], noise: ReferenceNoise) -> dict[int, list[int]]:
     """For each front member, the other members whose accuracy it cannot be told apart from
-    (their difference's 95 % interval contains 0, both trained once)."""
+    (their difference's 95 % interval contains 0, both trained once); none without measured noise."""
+    if noise.pair_half is None:
+        return {a.number: [] for a in front}
     return {a.number: [b.number for b in front if b is not a and a.accuracy is not None and b.accuracy is not None
                        and _delta(a.accuracy - b.accuracy, noise.pair_half).verdict == "indistinguishable"]
             for a in front}

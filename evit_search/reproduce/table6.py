@@ -32,7 +32,7 @@ from ..training.protocols import get_protocol
 from ..training.splits import prepare_data
 from ..training.trainer import train
 from ..training.zerocost import DEFAULT_BATCH, THREADS, protocol_batch, score_config, torch_threads
-from .table6_compare import comparison
+from .table6_compare import comparison, run_seed
 from .table6_match import MATCH_ROWS, MeasureFn, RowMatch, match_throughput
 from .zerocost_calibration import Calibration, CalibrationRow, calibrate
 
@@ -148,7 +148,7 @@ def ablate(cfg: AblateConfig, hooks: Hooks | None = None, measure_fn: MeasureFn 
     by = {(m["backend"], m["model"]): m for m in meas["records"]}
 
     # 3. cost, zero-cost scores and one trial per row and seed (trained when asked), resumable run by run
-    done = {(r.row, r.attrs.get("seed", cfg.seed)) for r in store.records() if r.row in cfgs
+    done = {(r.row, run_seed(r) if cfg.train else cfg.seed) for r in store.records() if r.row in cfgs
             and r.arch_id == cfgs[r.row].arch_id() and (r.status == "ok" or (not cfg.train and r.status == "measured"))}
     todo = [(r, seed) for r in rows for seed in cfg.train_seeds if (r.row, seed) not in done]
     batch = None
@@ -172,11 +172,14 @@ def ablate(cfg: AblateConfig, hooks: Hooks | None = None, measure_fn: MeasureFn 
         if not cfg.train:
             trial.finish("measured")
             continue
+        if ratio is None:  # nothing to pair an accuracy with: not trained
+            trial.finish("failed", reason=f"no {primary} throughput for row {r.row}")
+            continue
         on_step, on_epoch = hooks.train(f"row {r.row}" + (f" seed {seed}" if cfg.seeds > 1 else ""))
         res = train(cfgs[r.row], bundle, protocol, seed=seed, threads=cfg.train_threads, device=cfg.device,
                     precision=cfg.precision, on_step=on_step, on_epoch=on_epoch)
-        if res.status != "ok" or ratio is None:
-            trial.finish("failed", reason=res.reason or f"no {primary} throughput for row {r.row}", train=res.to_dict())
+        if res.status != "ok":
+            trial.finish("failed", reason=f"training: {res.reason}", train=res.to_dict())
             continue
         trial.finish("ok", values=[float(res.top1), float(ratio)], train=res.to_dict())
 

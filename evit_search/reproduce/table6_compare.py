@@ -10,6 +10,11 @@ from ..stats import SeedNoise, delta_interval, is_missing, kendall_test, pct_cha
 from . import paper
 
 
+def run_seed(r: st.TrialRecord) -> int:
+    """The seed a row's trial was trained with (stored since --seeds; before, in its training record)."""
+    return int(r.attrs.get("seed", (r.train or {}).get("seed", 0)))
+
+
 def comparison(records: list[st.TrialRecord], backends: list[str] | None = None) -> list[dict]:
     """One row per Table 6 row, paper and ours side by side, each as a change against row 1.
     Rows are the paper's, plus any a user's table adds; the latest measured or trained trial of a
@@ -20,9 +25,9 @@ def comparison(records: list[st.TrialRecord], backends: list[str] | None = None)
     ordered = sorted(records, key=lambda r: r.number)
     by_row = {r.row: r for r in ordered if r.row is not None and r.status in ("ok", "measured")}
     runs: dict[int, dict[int, float]] = {}  # row -> seed -> top-1 (the latest trial of each seed)
-    for r in ordered:
-        if r.row is not None and r.status == "ok" and r.accuracy is not None:
-            runs.setdefault(r.row, {})[int(r.attrs.get("seed", 0))] = r.accuracy
+    for r in ordered:  # only runs of the row's current architecture (a rematch changes it)
+        if r.row in by_row and r.arch_id == by_row[r.row].arch_id and r.status == "ok" and r.accuracy is not None:
+            runs.setdefault(r.row, {})[run_seed(r)] = r.accuracy
     noise = {row: SeedNoise(tuple(v.values())) for row, v in runs.items()}
     sd, df = pooled_sd([n.values for n in noise.values()])
     if backends is None:

@@ -276,7 +276,12 @@ class Worker:
         if self._batch is None:
             data, protocol = self.data()
             self._batch = draw_batch(data, protocol.img_size, DEFAULT_BATCH, self.rc.seed)
-        zc = score_config(cfg, self._batch, seed=self.rc.seed)
+        try:
+            zc = score_config(cfg, self._batch, seed=self.rc.seed)
+        except Exception as e:  # noqa: BLE001 - the scores are evidence, not the trial: it goes on without them
+            log.exception("zero-cost scores of trial %d failed", trial.number)
+            trial.set("zerocost", {"status": "failed", "reason": f"{type(e).__name__}: {e}", "scores": {}})
+            return None
         trial.set("zerocost", zc.to_dict())
         return zc
 

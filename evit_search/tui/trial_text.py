@@ -103,7 +103,8 @@ def detail_text(r: st.TrialRecord, on_front: bool = False) -> str:
         lines += [f"  rung {e['rung']}: {100 * e['fraction']:.0f} % of the training, val top-1 {e['top1']:.2f} %, "
                   f"{e.get('seconds') or 0:.0f} s" for e in r.rungs]
     if t.get("top1") is not None:
-        ci = f", {r.accuracy_ci[0]:.2f}-{r.accuracy_ci[1]:.2f} over seeds" if r.accuracy_ci else ""
+        ci = (f", 95 % interval {r.accuracy_ci[0]:.2f}-{r.accuracy_ci[1]:.2f} from the seed noise" if r.accuracy_ci
+              else "")
         lines += ["", "[b]Proxy training[/b] (the trained config)",
                   f"  top-1 {t['top1']:.2f} %{ci}, top-5 {t.get('top5') or 0:.2f} % ({t.get('protocol')}, "
                   f"{t.get('dataset')}, seed {t.get('seed')}, {t.get('wall_s', 0):.0f} s, "
