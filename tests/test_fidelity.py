@@ -128,7 +128,7 @@ def test_hypervolume_of_a_front():
 @pytest.mark.slow
 def test_search_benchmark_runs_three_arms_and_writes_its_report(tmp_path):
     out = cli("bench", "search", "--space", "tiny", "--data", "synthetic", "--protocol", "proxy-fast", "--budget", "0.5x",
-              "--minutes", "0.5", "--train-threads", "1", "--reports", str(tmp_path), cwd=tmp_path, timeout=900)
+              "--minutes", "0.3", "--train-threads", "1", "--reports", str(tmp_path), cwd=tmp_path, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     import pandas as pd
 

@@ -57,6 +57,6 @@ def test_run_tiny_space_from_the_wheel(installed):
 def test_ablate_table6_from_the_wheel(installed):
     out = _cli(installed, "ablate", "table6", "--no-train", "--img-size", "32", "--backends", "torch-cpu", "--seconds",
                "0.02", "--warmup", "0.02", "--rounds", "2", "--max-rounds", "2", "--no-suggest-depths",
-               "--storage", "a.db", "--reports", "rep")
+               "--no-zerocost", "--storage", "a.db", "--reports", "rep")
     assert out.returncode == 0, out.stderr[-3000:]
     assert "Table 6" in out.stdout

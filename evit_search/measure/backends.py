@@ -18,6 +18,9 @@ import efficientvit
 from .onnx_export import export_onnx
 from .records import ModelSpec, Settings
 
+CUDA_SEARCH_FROM = 2048  # the official speed test's batch; halved on out-of-memory
+ONNX_CUDA_SEARCH_FROM = 256
+
 
 # --------------------------------------------------------------------------- building models
 def build_module(spec: ModelSpec):
@@ -240,7 +243,7 @@ class Cuda(Backend):
             finally:
                 del x
 
-        fn, batch = largest_fitting_batch(attempt, self.settings.cuda_batch or 2048,
+        fn, batch = largest_fitting_batch(attempt, self.settings.cuda_batch or CUDA_SEARCH_FROM,
                                           fixed=bool(self.settings.cuda_batch), cleanup=self._free)
 
         def enter():
@@ -286,7 +289,7 @@ class OnnxCuda(OnnxCPU):
             sess.run_with_iobinding(binding)
             return batch
 
-        _, batch = largest_fitting_batch(attempt, self.settings.cuda_batch or 256,
+        _, batch = largest_fitting_batch(attempt, self.settings.cuda_batch or ONNX_CUDA_SEARCH_FROM,
                                          fixed=bool(self.settings.cuda_batch), cleanup=gc.collect)
 
         def enter():

@@ -90,7 +90,9 @@ def storage_lock(url: str | None, engine=None) -> Iterator[None]:
     path = local_path(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+        # not "<path>.lock": Optuna's journal backend takes that name for its own lock file, and
+        # finding ours there it waited 30 s per access before breaking it
+        fd = os.open(f"{path}.evit-lock", os.O_RDWR | os.O_CREAT, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
