@@ -13,8 +13,22 @@ from pathlib import Path
 import torch
 
 
+class ImageShape:
+    """Channels and side length of images stored as ``train_x`` (uint8 N, C, H, W)."""
+
+    train_x: torch.Tensor
+
+    @property
+    def in_chans(self) -> int:
+        return int(self.train_x.shape[1])
+
+    @property
+    def resolution(self) -> int:
+        return int(self.train_x.shape[-1])
+
+
 @dataclass
-class DataBundle:
+class DataBundle(ImageShape):
     name: str
     train_x: torch.Tensor  # uint8 (N, C, H, W)
     train_y: torch.Tensor  # int64 (N,)
@@ -26,14 +40,6 @@ class DataBundle:
     # label i's name, saved with a checkpoint so its outputs can be read; None where the data has none
     class_names: tuple[str, ...] | None = None
     stored_resolution: int | None = None  # the size as loaded, once resize_bundle has changed it
-
-    @property
-    def in_chans(self) -> int:
-        return int(self.train_x.shape[1])
-
-    @property
-    def resolution(self) -> int:
-        return int(self.train_x.shape[-1])
 
     def describe(self, img_size: int | None = None) -> str:
         """One line: sizes and classes, and the resolution it trains at (``img_size``, or the

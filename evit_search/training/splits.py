@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from .bundle import DataBundle
+from .bundle import DataBundle, ImageShape
 from .data import resize_bundle
 from .protocols import Protocol
 
@@ -27,7 +27,7 @@ MAX_VAL_FRACTION = 0.2  # never hold out more than a fifth of a class
 
 
 @dataclass
-class Splits:
+class Splits(ImageShape):
     name: str
     train_x: torch.Tensor  # uint8 (N, C, H, W) at the protocol's resolution
     train_y: torch.Tensor
@@ -39,14 +39,6 @@ class Splits:
     mean: tuple[float, ...]  # of the dataset's training split
     std: tuple[float, ...]
     class_names: tuple[str, ...] | None = None
-
-    @property
-    def in_chans(self) -> int:
-        return int(self.train_x.shape[1])
-
-    @property
-    def resolution(self) -> int:
-        return int(self.train_x.shape[-1])
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train_y), "val": len(self.val_y), "test": len(self.test_y)}
