@@ -65,9 +65,10 @@ def run_search(rc: RunConfig, hooks: Hooks) -> RunOutcome:
         enqueue_paper_models(store, space, rc.reference)
     blind = space.blind_knobs(protocol.token_grid())
     if blind:
-        hooks.info(f"warning: protocol {protocol.name} trains at {protocol.img_size} px, where the last stage is "
-                   f"{'x'.join(map(str, protocol.token_grid()))} tokens: {', '.join(blind)} cannot change its accuracy, "
-                   "only the throughput, so the front will drift to their cheapest values")
+        grid = protocol.token_grid()
+        hooks.info(f"warning: protocol {protocol.name} trains at {protocol.img_size} px, where the stages see "
+                   f"{', '.join(f'{g}x{g}' for g in grid)} tokens (the last {grid[-1]}x{grid[-1]}): {', '.join(blind)} "
+                   "cannot change its accuracy, only the throughput, so the front will drift to their cheapest values")
 
     if rc.train_reference:
         train_reference(store, rc, data, protocol, hooks)
