@@ -4,7 +4,8 @@
 For each input size: contiguous (NCHW) and channels_last eager steps, and ``torch.compile`` of
 the channels_last step (its compile time counts: a search compiles once per new architecture).
 Steps of every variant are interleaved over rounds; medians and min-max are printed. A
-benchmark, not a test: what a protocol adopts is decided from its output (reports/proxy-study-*).
+benchmark, not a test: what a protocol adopts is decided from its output; ``python -m evit_search.reproduce.layout_check``
+writes it as a report, with the accuracy of both layouts over seeds.
 """
 
 from __future__ import annotations
@@ -52,6 +53,21 @@ def variants(name: str, size: int, batch: int, with_compile: bool):
     return out
 
 
+def rates(name: str, size: int, batch: int = 128, rounds: int = 5, steps: int = 4,
+          with_compile: bool = True) -> dict[str, dict]:
+    """label -> ``{"images_per_s": [one per round], "prepare_s": first step's seconds}``; the
+    variants' steps are interleaved round by round, so a busy machine slows them alike."""
+    vs = variants(name, size, batch, with_compile)
+    out = {label: {"images_per_s": [], "prepare_s": prep} for label, (_, prep) in vs.items()}
+    for _ in range(rounds):
+        for label, (step, _) in vs.items():
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                step()
+            out[label]["images_per_s"].append(steps * batch / (time.perf_counter() - t0))
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="efficientvit_m4")
@@ -64,19 +80,13 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     for size in (int(s) for s in args.sizes.split(",")):
-        vs = variants(args.model, size, args.batch, not args.no_compile)
-        rates: dict[str, list[float]] = {k: [] for k in vs}
-        for _ in range(args.rounds):
-            for label, (step, _) in vs.items():
-                t0 = time.perf_counter()
-                for _ in range(args.steps):
-                    step()
-                rates[label].append(args.steps * args.batch / (time.perf_counter() - t0))
-        base = statistics.median(rates["contiguous"])
-        for label, xs in rates.items():
+        rs = rates(args.model, size, args.batch, args.rounds, args.steps, not args.no_compile)
+        base = statistics.median(rs["contiguous"]["images_per_s"])
+        for label, r in rs.items():
+            xs = r["images_per_s"]
             med = statistics.median(xs)
             print(f"{args.model} {size} px {label}: {med:.0f} img/s (min {min(xs):.0f}, max {max(xs):.0f}; "
-                  f"{med / base:.2f}x contiguous), first step {vs[label][1]:.1f} s", flush=True)
+                  f"{med / base:.2f}x contiguous), first step {r['prepare_s']:.1f} s", flush=True)
     return 0
 
 
