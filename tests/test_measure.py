@@ -14,7 +14,8 @@ from evit_search import hostlock
 from evit_search.measure.records import ModelSpec, Settings
 from evit_search.measure.runner import measure
 from evit_search.measure.session import run_session
-from evit_search.stats import kendall, median_ci, paired_ratio, relative_ci_width, spearman, spread
+from evit_search.stats import (kendall, median_ci, median_ci_coverage, paired_ratio, relative_ci_width, spearman, spread,
+                               stored_ci_coverage)
 
 TINY = Settings(seconds=0.05, warmup_s=0.05, min_rounds=3, max_rounds=3, batch_size=2)
 
@@ -33,6 +34,10 @@ def test_stats_maths():
     assert median_ci([1, 2, 3, 4])[2] == pytest.approx(0.875)
     assert median_ci([1, 2, 3, 4, 5])[2] == pytest.approx(0.9375)
     assert median_ci(list(range(6)))[2] == pytest.approx(0.96875)  # 6 rounds: the fewest for a 95 % claim
+    # the coverage depends on the count alone: told for records stored before it was
+    assert [median_ci_coverage(n) for n in range(2, 21)] == [median_ci(list(range(n)))[2] for n in range(2, 21)]
+    assert stored_ci_coverage({"rounds": 5}) == 0.9375 and stored_ci_coverage({"rounds": 5, "ci_coverage": 0.5}) == 0.5
+    assert stored_ci_coverage({}) is None and stored_ci_coverage(None) is None
     assert relative_ci_width([10.0] * 9) == 0.0
     assert paired_ratio([2, 4, 6], [1, 2, 0]) == [2.0, 2.0]  # a zero reference is dropped, not divided by
     assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)

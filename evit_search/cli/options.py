@@ -54,7 +54,8 @@ def add_measure_options(p: argparse.ArgumentParser, seconds: float = 2.0, backen
     g.add_argument("--batch", type=positive_int, default=16, help="CPU batch size (default 16, the paper's protocol)")
     g.add_argument("--rounds", type=positive_int, default=6,
                    help="minimum interleaved rounds (default %(default)s: 6 is the fewest whose median interval covers "
-                        "95 %%; with fewer, intervals are printed with their real coverage, e.g. 93.75 %% at 5)")
+                        "95 %%; with fewer, the intervals printed (ablate's ratios) say their real coverage, e.g. "
+                        "93.8 %% CI at 5)")
     g.add_argument("--max-rounds", type=positive_int, default=15)
     g.add_argument("--target-ci", type=positive_float, default=0.03,
                    help="stop adding rounds when every median's 95%% CI is this narrow, relative (default %(default)s)")
