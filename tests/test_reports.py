@@ -14,7 +14,7 @@ from evit_search.cli.render import front_table  # noqa: E402
 from evit_search.reporting.pareto import AXES, pareto_info  # noqa: E402
 from evit_search.reporting.study import draw_front_axes, draw_strip, write_study_report  # noqa: E402
 from evit_search.tui.canvas import draw  # noqa: E402
-from evit_search.tui.demo import config as demo_config  # noqa: E402
+from evit_search.tui.demo import config as demo_config
 from evit_search.tui.demo import make_study  # noqa: E402
 
 

@@ -132,10 +132,10 @@ def write_study_report(store: st.StudyStore, reports_dir: Path) -> ReportFiles:
              "Candidates are selected on the validation split; the test split is reported beside it and never "
              "selected on. Δ is one candidate run against the reference's mean, with a 95 % Student-t interval from "
              "the reference's seed SD; 'indistinguishable' means the interval contains 0.", "",
-             "Ratio: the median of per-round ratios to the reference measured in the same session; [CI]: the "
-             "order-statistic interval of that median with its real coverage (95 % needs 6 rounds or more; 5 give "
-             "93.8 %). Budget: 'borderline' when the interval still contained the budget after a second, longer "
-             "measurement (decided on the median).", "",
+             ("Ratio: the median of per-round ratios to the reference measured in the same session; [CI]: the "
+              "order-statistic interval of that median with its real coverage (95 % needs 6 rounds or more; 5 give "
+              "93.8 %). Budget: 'borderline' when the interval still contained the budget after a second, longer "
+              "measurement (decided on the median)."), "",
              "The " + reference_sessions(s.records, attrs).text().replace("ratios", "throughput ratios", 1) + ".", ""]
     if err:
         lines += [f"Throughput model: {err['n']} predictions made before measuring, median absolute error "

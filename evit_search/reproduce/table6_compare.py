@@ -6,8 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 from .. import storage as st
-from ..stats import (SeedNoise, delta_interval, is_missing, kendall_test, pct_change, pooled_sd, sign_agreement,
-                     stored_ci_coverage)
+from ..stats import (
+    SeedNoise,
+    delta_interval,
+    is_missing,
+    kendall_test,
+    pct_change,
+    pooled_sd,
+    sign_agreement,
+    stored_ci_coverage,
+)
 from . import paper
 
 
