@@ -32,15 +32,41 @@ def median_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float,
     """
     xs = sorted(values)
     n = len(xs)
-    # [x_k, x_(n-1-k)] (0-indexed) covers the median with probability 1 - 2 P(Bin(n, 1/2) <= k)
+    lo_i = _order_index(n, confidence)
+    return float(xs[lo_i]), float(xs[n - 1 - lo_i]), median_ci_coverage(n, confidence)
+
+
+def _order_index(n: int, confidence: float) -> int:
+    """The k of the narrowest interval [x_k, x_(n-1-k)] (0-indexed) reaching ``confidence``
+    (0, the whole range, when none does)."""
+    # [x_k, x_(n-1-k)] covers the median with probability 1 - 2 P(Bin(n, 1/2) <= k)
     lo_i, cum = 0, 0.0
     for k in range(n // 2):
         cum += math.comb(n, k) / 2**n
         if 2 * cum > 1 - confidence:
             break
         lo_i = k
-    coverage = 1.0 - 2.0 * sum(math.comb(n, j) for j in range(lo_i + 1)) / 2**n if n >= 2 else 0.0
-    return float(xs[lo_i]), float(xs[n - 1 - lo_i]), coverage
+    return lo_i
+
+
+def median_ci_coverage(n: int, confidence: float = 0.95) -> float:
+    """The real coverage of :func:`median_ci`'s interval over ``n`` values: it depends on ``n``
+    alone (0.9375 at 5, 0.96875 at 6), so it can be told for records that did not store it."""
+    if n < 2:
+        return 0.0
+    lo_i = _order_index(n, confidence)
+    return 1.0 - 2.0 * sum(math.comb(n, j) for j in range(lo_i + 1)) / 2**n
+
+
+def stored_ci_coverage(m: dict | None) -> float | None:
+    """The real coverage of a stored throughput measurement's intervals (a ThroughputRecord as a
+    dict): as stored, else from its rounds (records stored before the coverage was; it depends
+    on the count alone); None when neither is known."""
+    if not m:
+        return None
+    if not is_missing(m.get("ci_coverage")):
+        return float(m["ci_coverage"])
+    return median_ci_coverage(int(m["rounds"])) if m.get("rounds") else None
 
 
 def relative_ci_width(values: Sequence[float], confidence: float = 0.95) -> float:

@@ -106,7 +106,16 @@ def test_choose_takes_the_closest_and_prefers_depths():
     # a match whose CI reaches outside the band is said to be too noisy to tell (a busy host)
     ratios = {"stated": 1.2, "a": 1.02, "b": None, "w": 0.9}
     m = choose(2, cands, ratios, "torch-cpu", cis={"a": (0.93, 1.1)})
-    assert m.matched and m.noisy and "too noisy" in m.text() and "[0.930, 1.100]" in m.text()
+    assert m.matched and m.noisy and "too noisy" in m.text() and "[0.930, 1.100] CI of unknown coverage" in m.text()
+    # the interval says the coverage its rounds give (5 rounds: 93.75 %), never a blanket 95 %
+    m = choose(2, cands, ratios, "torch-cpu", cis={"a": (0.93, 1.1, 0.9375)})
+    assert "1.020x [0.930, 1.100] 93.8 % CI" in m.text() and "its 93.8 % CI reaches outside +-5 %" in m.text()
+    assert "95 %" not in m.text()
+    from evit_search.reproduce.table6_report import verdicts
+
+    row = {"row": 2, "ablation": "x", "top1_delta": None, "paper_top1_delta": None}
+    (line,) = verdicts([row], [], {2: m})
+    assert "but its 93.8 % CI [0.930, 1.100] reaches outside +-5 %" in line and "95 %" not in line
     assert not choose(2, cands, ratios, "torch-cpu", cis={"a": (1.0, 1.04)}).noisy
 
 
@@ -136,6 +145,7 @@ class FakeBackend:
         self.calls.append([s.label for s in specs])
         return [ThroughputRecord(s.label, b, "ok", images_per_s=100.0 * self.ratio(s), ratio_to_reference=self.ratio(s),
                                  ratio_ci_low=self.ratio(s) - 0.01, ratio_ci_high=self.ratio(s) + 0.01,
+                                 rounds=5, ci_coverage=0.9375,  # 5 rounds: the whole range, 93.75 %
                                  env={"machine": "fake"}) for b in backends for s in specs]
 
 
@@ -192,6 +202,12 @@ def test_match_throughput_says_when_nothing_is_within_5_percent(fake_ablation, t
     files = write_report(ab, ["torch-cpu", "onnx-cpu"], tmp_path, "synthetic", False)
     md = files.md.read_text()
     assert "no match within 5 %" in md and "Rows at matched throughput" in md and "Zero-cost scores" in md
+    # every ratio interval printed says its real coverage (5 rounds: 93.8 %), in the match lines and the main session
+    assert "1.000x [0.990, 1.010] 93.8 % CI row 1 on torch-cpu" in md
+    assert "in the main session: torch-cpu 1.000x [0.990, 1.010] 93.8 % CI, onnx-cpu 1.000x [0.990, 1.010] 93.8 % CI" in md
+    assert "95 % CI [" not in md and "] 95 %" not in md
+    csv = pd.read_csv(files.csv)
+    assert (csv["torch-cpu_ratio_ci_coverage"].dropna() == 0.9375).all() and csv["torch-cpu_ratio_ci_coverage"].notna().any()
     assert "tracks size" in md or "more than size" in md
 
 
@@ -233,6 +249,8 @@ def test_json_holds_the_keys(fake_ablation):
         assert r["paper_delta"] is not None
     assert doc["rows"][0]["throughput_ratio"]["torch-cpu"] == 1.0
     assert doc["rows"][1]["match"]["stated_depths"] == [2, 2, 3]
+    assert doc["rows"][0]["throughput_ratio_ci_coverage"]["torch-cpu"] == 0.9375
+    assert doc["rows"][1]["match"]["ratio_ci_coverage"] == 0.9375
 
 
 @pytest.mark.parametrize("rows", ["1,2", "2,12", "two"])

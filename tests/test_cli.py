@@ -78,3 +78,27 @@ def test_non_positive_counts_are_one_line_and_store_nothing(tmp_path, args, flag
     lines = out.stderr.strip().splitlines()
     assert out.returncode == 2 and len(lines) == 1 and flag in lines[0], out.stderr
     assert "Traceback" not in out.stderr and not db.exists() and not (tmp_path / "runs").exists()
+
+
+def test_data_loading_of_the_commands_holds_the_host_lock_shared(monkeypatch, capsys):
+    """train and proxy-check (training_inputs) and `data info` read, decode and resize data
+    under the shared host lock, so a measurement never times beside it."""
+    import argparse
+
+    from evit_search import hostlock
+    from evit_search.cli.model_cmd import run_data
+    from evit_search.cli.options import training_inputs
+    from evit_search.training import data
+
+    events = []
+    monkeypatch.setattr(hostlock, "recorder", lambda event, label, _t: events.append((event, label)))
+    real = data.load_dataset
+    monkeypatch.setattr(data, "load_dataset", lambda *a, **kw: events.append(("load", "")) or real(*a, **kw))
+    args = argparse.Namespace(device="cpu", amp=False, protocol="proxy-fast", epochs=None, data="synthetic",
+                              data_dir=None, classes=None, per_class=None)
+    *_, bundle = training_inputs(args)
+    assert bundle.num_classes == 4 and events == [("shared-acquired", "loading and resizing data"), ("load", ""),
+                                      ("shared-released", "loading and resizing data")]
+    events.clear()
+    assert run_data(argparse.Namespace(action="info", dataset="synthetic", data_dir=None)) == 0
+    assert events == [("shared-acquired", "loading data"), ("load", ""), ("shared-released", "loading data")]

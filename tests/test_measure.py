@@ -4,6 +4,7 @@ import multiprocessing as mp
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -14,7 +15,16 @@ from evit_search import hostlock
 from evit_search.measure.records import ModelSpec, Settings
 from evit_search.measure.runner import measure
 from evit_search.measure.session import run_session
-from evit_search.stats import kendall, median_ci, paired_ratio, relative_ci_width, spearman, spread
+from evit_search.stats import (
+    kendall,
+    median_ci,
+    median_ci_coverage,
+    paired_ratio,
+    relative_ci_width,
+    spearman,
+    spread,
+    stored_ci_coverage,
+)
 
 TINY = Settings(seconds=0.05, warmup_s=0.05, min_rounds=3, max_rounds=3, batch_size=2)
 
@@ -33,6 +43,10 @@ def test_stats_maths():
     assert median_ci([1, 2, 3, 4])[2] == pytest.approx(0.875)
     assert median_ci([1, 2, 3, 4, 5])[2] == pytest.approx(0.9375)
     assert median_ci(list(range(6)))[2] == pytest.approx(0.96875)  # 6 rounds: the fewest for a 95 % claim
+    # the coverage depends on the count alone: told for records stored before it was
+    assert [median_ci_coverage(n) for n in range(2, 21)] == [median_ci(list(range(n)))[2] for n in range(2, 21)]
+    assert stored_ci_coverage({"rounds": 5}) == 0.9375 and stored_ci_coverage({"rounds": 5, "ci_coverage": 0.5}) == 0.5
+    assert stored_ci_coverage({}) is None and stored_ci_coverage(None) is None
     assert relative_ci_width([10.0] * 9) == 0.0
     assert paired_ratio([2, 4, 6], [1, 2, 0]) == [2.0, 2.0]  # a zero reference is dropped, not divided by
     assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
@@ -255,24 +269,63 @@ def test_a_wait_says_for_whom(caplog):
 
 
 @pytest.mark.slow
-def test_bench_command_end_to_end(tmp_path):
-    out = subprocess.run(
-        [sys.executable, "-m", "evit_search", "bench", "table2", "--models", "mobilenetv3_small_100",
-         "--backends", "torch-cpu,onnx-cpu,cuda", "--seconds", "0.1", "--warmup", "0.1", "--rounds", "2",
-         "--max-rounds", "2", "--repeat-reference", "2", "--reports", str(tmp_path)],
-        capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr
-    assert "Spearman vs paper, torch-cpu" in out.stdout
-    csv = next(tmp_path.glob("bench-table2-*.csv"))
+def test_bench_command_end_to_end(tmp_path, monkeypatch, capsys):
+    """The command in this process (the measurement still in its worker), so that the records it
+    measured can be held against every number it wrote and printed."""
     import pandas as pd
 
-    df = pd.read_csv(csv)
-    ok = df[df.status == "ok"]
-    assert set(ok.model) == {"MobileNetV3-Small", "EfficientViT-M4", "EfficientViT-M4 #2"}
-    assert set(ok.backend) == {"torch-cpu", "onnx-cpu"}
-    assert (ok.paper_images_per_s > 0).all() and (ok.images_per_s > 0).all()
+    from evit_search.cli import main
+    from evit_search.measure import runner
+    from evit_search.reproduce import paper
+    from evit_search.reproduce.bench import REFERENCE
+
+    measured = []
+
+    def keep(*a, **kw):
+        recs = runner_measure(*a, **kw)
+        measured.extend(recs)
+        return recs
+
+    runner_measure = runner.measure
+    monkeypatch.setattr(runner, "measure", keep)
+    monkeypatch.setenv("COLUMNS", "200")  # main() would set it for a pipe, and keep it after the test
+    assert main(["bench", "table2", "--models", "mobilenetv3_small_100", "--backends", "torch-cpu,onnx-cpu,cuda",
+                 "--seconds", "0.1", "--warmup", "0.1", "--rounds", "2", "--max-rounds", "2", "--repeat-reference", "2",
+                 "--reports", str(tmp_path)]) == 0
+    stdout = capsys.readouterr().out
+    ok = {(r.backend, r.model): r for r in measured if r.status == "ok"}
+    assert {m for _, m in ok} == {"MobileNetV3-Small", REFERENCE, f"{REFERENCE} #2"}
+    assert {b for b, _ in ok} == {"torch-cpu", "onnx-cpu"}
+    df = pd.read_csv(next(tmp_path.glob("bench-table2-*.csv")))
+    assert set(zip(df[df.status == "ok"].backend, df[df.status == "ok"].model)) == set(ok)
+    paper_t2 = paper.table("table2").set_index("model")
     md = next(tmp_path.glob("bench-table2-*.md")).read_text()
-    assert "Repeatability" in md and "Spearman" in md
+    md_rows = {(cells[1], cells[0]): cells for cells in
+               ([c.strip() for c in line.strip("|").split("|")] for line in md.splitlines() if line.startswith("| "))
+               if len(cells) == 10}
+    for row in df[df.status == "ok"].itertuples():
+        rec = ok[(row.backend, row.model)]
+        # the CSV holds the records' numbers, and the paper's
+        assert (row.images_per_s, row.images_per_s_min, row.images_per_s_max, row.rounds) == pytest.approx(
+            (rec.images_per_s, rec.images_per_s_min, rec.images_per_s_max, rec.rounds), rel=1e-12)
+        assert row.ratio_to_m4 == pytest.approx(rec.ratio_to_reference, rel=1e-12)
+        p_ips = paper_t2.loc[row.model.split(" #")[0], paper.PAPER_THROUGHPUT[row.backend]]
+        p_ref = paper_t2.loc[REFERENCE, paper.PAPER_THROUGHPUT[row.backend]]
+        assert row.paper_images_per_s == pytest.approx(p_ips) and row.paper_ratio_to_m4 == pytest.approx(p_ips / p_ref)
+        assert row.ours_over_paper == pytest.approx(rec.images_per_s / p_ips)
+        # the markdown table shows the same numbers, rounded
+        cells = md_rows[(row.backend, row.model)]
+        assert cells[2:6] == [f"{rec.images_per_s:.1f}", f"{rec.images_per_s_min:.1f}", f"{rec.images_per_s_max:.1f}",
+                              f"{rec.ratio_to_reference:.3f}"]
+        assert cells[6:9] == [f"{p_ips:.1f}", f"{p_ips / p_ref:.3f}", f"{rec.images_per_s / p_ips:.2f}"]
+    assert ok[("torch-cpu", REFERENCE)].ratio_to_reference == 1.0
+    for b in ("torch-cpu", "onnx-cpu"):
+        # rank agreement and repeatability, from the records, as written and printed
+        ours = [ok[(b, m)].images_per_s for m in ("MobileNetV3-Small", REFERENCE)]
+        rho = spearman(ours, [paper_t2.loc[m, paper.PAPER_THROUGHPUT[b]] for m in ("MobileNetV3-Small", REFERENCE)])
+        assert f"- {b}: Spearman {rho:.3f} over 2 models" in md and f"Spearman vs paper, {b}: {rho:.3f} over 2" in stdout
+        reps = [ok[(b, m)].images_per_s for m in (REFERENCE, f"{REFERENCE} #2")]
+        assert f"spread {100 * (max(reps) / min(reps) - 1):.1f} %" in md
     assert next(tmp_path.glob("bench-table2-*.png")).stat().st_size > 1000
 
 
@@ -400,9 +453,27 @@ def test_a_worker_that_floods_stderr_does_not_deadlock(tmp_path, monkeypatch):
         "print(json.dumps({'event': 'done', 'records': []}), flush=True)\n")
     monkeypatch.setenv("PYTHONPATH", f"{tmp_path}:{os.environ.get('PYTHONPATH', '')}")
     monkeypatch.setattr(runner, "WORKER_MODULE", "loud_worker")
-    t0 = time.monotonic()
-    assert runner.measure([tiny_spec()], ["torch-cpu"], TINY) == []
-    assert time.monotonic() - t0 < 60
+    procs, out = [], {}
+    real_popen = subprocess.Popen
+    monkeypatch.setattr(runner.subprocess, "Popen", lambda *a, **kw: procs.append(real_popen(*a, **kw)) or procs[-1])
+
+    def call():
+        try:
+            out["records"] = runner.measure([tiny_spec()], ["torch-cpu"], TINY)
+        except Exception as e:  # noqa: BLE001 - kept for the assertion below
+            out["error"] = e
+
+    # in a thread with a deadline: a deadlock fails the test instead of hanging it
+    th = threading.Thread(target=call, daemon=True)
+    th.start()
+    th.join(timeout=60)
+    hung = th.is_alive()
+    for proc in procs:  # a blocked worker (and so the blocked reader) is ended either way
+        proc.kill()
+        proc.wait()
+    th.join(timeout=10)
+    assert not hung, "measure() did not return within 60 s: the worker blocked writing to stderr"
+    assert out == {"records": []}
 
 
 def test_stale_measurement_folders_of_dead_processes_are_removed(tmp_path):

@@ -14,6 +14,7 @@ from evit_search.cli.render import front_table  # noqa: E402
 from evit_search.reporting.pareto import AXES, pareto_info  # noqa: E402
 from evit_search.reporting.study import draw_front_axes, draw_strip, write_study_report  # noqa: E402
 from evit_search.tui.canvas import draw  # noqa: E402
+from evit_search.tui.demo import config as demo_config
 from evit_search.tui.demo import make_study  # noqa: E402
 
 
@@ -102,3 +103,90 @@ def test_front_table_says_what_ratios_are_relative_to(store):
     console.print(front_table(store.summary(), store.attrs))
     out = " ".join(console.export_text().split())  # the caption wraps
     assert "own session" in out and "median 140.0 img/s" in out and "range 135.8-144.9" in out
+
+
+@pytest.fixture(scope="module")
+def bstore(tmp_path_factory):
+    """The fixture study and a trial above the budget by its median whose 5-round interval
+    [1.20, 1.31] still contained 1.25x after the second measurement: stored as borderline, on the
+    front (the most accurate). Read only by the tests that use it."""
+    store = make_study(f"sqlite:///{tmp_path_factory.mktemp('b') / 'b.db'}", "borderline")
+    return store, _add_borderline(store)
+
+
+def _add_borderline(store):
+    thr = {"images_per_s": 176.4, "rounds": 5, "ratio_to_reference": 1.26, "ratio_ci_low": 1.20,
+           "ratio_ci_high": 1.31, "ci_coverage": 0.9375}
+    t = store.ask()
+    t.set("arch_id", "borderline")
+    t.set("config", demo_config((128, 256, 384), (1, 2, 3), (4, 4, 4)))
+    t.set("throughput", {"torch-cpu": thr})
+    t.set("reference_throughput", {"torch-cpu": {"images_per_s": 140.0}})
+    t.set("budget_verdict", "borderline")
+    t.finish("ok", values=[75.0, 1.26], constraints={"throughput_ratio": -0.01}, train={"status": "ok", "top1": 75.0})
+    return t.number
+
+
+def test_front_table_shows_each_ratio_interval_with_its_real_coverage_and_the_budget_verdict(bstore):
+    store, number = bstore
+    console = Console(width=300, record=True)
+    console.print(front_table(store.summary(), store.attrs))
+    text = console.export_text()
+    (row,) = [line for line in text.splitlines() if "borderline" in line and line.startswith("│")]
+    assert row.split("│")[1].strip() == str(number) and "1.26 [1.20, 1.31] 93.8 % CI" in row
+    # trials stored before the coverage was: told from their rounds (5: 93.8 %), never a blanket 95 %
+    assert "2.09 [2.07, 2.11] 93.8 % CI" in text
+    out = " ".join(text.split())
+    assert "real coverage (95 % needs 6 rounds or more)" in out and "'borderline' when the interval" in out
+
+
+def test_show_all_csv_and_json_carry_the_interval_coverage_and_the_verdict(bstore, tmp_path, capsys, monkeypatch):
+    import json
+
+    import pandas as pd
+
+    from evit_search.cli import main
+
+    store, number = bstore
+    monkeypatch.setenv("COLUMNS", "300")  # rich: the tables unwrapped
+    assert main(["show", store.name, "--storage", store.url, "--all", "--csv", str(tmp_path / "t.csv"),
+                 "--json", str(tmp_path / "t.json")]) == 0
+    text = capsys.readouterr().out
+    assert "borderline" in text and "93.8 % CI" in text
+    df = pd.read_csv(tmp_path / "t.csv").set_index("number")
+    row = df.loc[number]
+    assert row["budget_verdict"] == "borderline" and row["torch-cpu_ci_coverage"] == 0.9375
+    assert (row["torch-cpu_ratio_ci_low"], row["torch-cpu_ratio_ci_high"]) == (1.20, 1.31)
+    assert df.loc[3, "torch-cpu_ci_coverage"] == 0.9375  # from its 5 rounds (stored before the coverage was)
+    trials = {t["number"]: t for t in json.loads((tmp_path / "t.json").read_text())["trials"]}
+    assert trials[number]["budget_verdict"] == "borderline" and trials[number]["ratio_ci_coverage"] == 0.9375
+    assert trials[3]["budget_verdict"] is None
+
+
+def test_study_report_numbers_are_the_studys(bstore, tmp_path):
+    """The report's CSV and front table hold the stored numbers: ratio, its interval with the real
+    coverage, the budget verdict, accuracy."""
+    import pandas as pd
+
+    store, number = bstore
+    files = write_study_report(store, tmp_path)
+    s = store.summary()
+    df = pd.read_csv(files.csv).set_index("number")
+    for r in s.records:
+        got = df.loc[r.number]
+        assert got["status"] == r.status
+        for col, want in (("accuracy", r.accuracy), ("ratio", r.ratio)):
+            assert (pd.isna(got[col]) and want is None) or got[col] == pytest.approx(want), (r.number, col)
+    md = files.md.read_text()
+    table = md.split("## Feasible Pareto front")[1].split("\n\n")[1].splitlines()
+    head = [c.strip() for c in table[0].strip("|").split("|")]
+    rows = {int(cells[0].split()[0]): dict(zip(head, cells)) for cells in
+            ([c.strip() for c in line.strip("|").split("|")] for line in table[2:])}
+    assert sorted(rows) == sorted(r.number for r in s.front)
+    for r in s.front:
+        got = rows[r.number]
+        assert float(got["ratio"]) == pytest.approx(r.ratio, abs=5e-4)
+        assert float(got["val top-1 %"]) == pytest.approx(r.accuracy, abs=5e-3)
+        thr = r.throughput["torch-cpu"]
+        assert got["ratio [CI]"] == f"[{thr['ratio_ci_low']:.3f}, {thr['ratio_ci_high']:.3f}] 93.8 % CI"
+    assert rows[number]["budget"] == "borderline"

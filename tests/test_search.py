@@ -13,6 +13,7 @@ import pytest
 from helpers import optuna_study
 
 from evit_search import storage as st
+from evit_search.stats import median_ci_coverage
 
 pytestmark = pytest.mark.slow
 
@@ -71,6 +72,31 @@ def test_tiny_run_into_sqlite_show_report_export(tmp_path):
     out = cli("report", "t1", "--storage", str(db), "--reports", str(tmp_path / "rep"))
     assert out.returncode == 0, out.stderr
     assert next((tmp_path / "rep").glob("study-t1-*.png")).stat().st_size > 1000
+    # the CSVs (show's and the report's) and the report's front table hold the study's numbers
+    for path in (tmp_path / "t.csv", next((tmp_path / "rep").glob("study-t1-*.csv"))):
+        df = pd.read_csv(path).set_index("number")
+        for r in recs:
+            got, thr = df.loc[r.number], r.throughput.get("torch-cpu") or {}
+            assert got["status"] == r.status, (path, r.number)
+            for col, want in (("accuracy", r.accuracy), ("ratio", r.ratio), ("torch-cpu_ratio", thr.get("ratio_to_reference")),
+                              ("torch-cpu_images_per_s", thr.get("images_per_s")),
+                              ("torch-cpu_ci_coverage", thr.get("ci_coverage")),
+                              ("budget_verdict", r.budget_verdict)):
+                assert (want is None and pd.isna(got[col])) or got[col] == pytest.approx(want, rel=1e-9), (path, r.number, col)
+    md = next((tmp_path / "rep").glob("study-t1-*.md")).read_text()
+    table = md.split("## Feasible Pareto front")[1].split("\n\n")[1].splitlines()
+    head = [c.strip() for c in table[0].strip("|").split("|")]
+    rows = {int(cells[0].split()[0]): dict(zip(head, cells))
+            for cells in ([c.strip() for c in line.strip("|").split("|")] for line in table[2:])}
+    assert sorted(rows) == sorted(r.number for r in front)
+    for r in front:
+        thr = r.throughput["torch-cpu"]
+        assert rows[r.number]["ratio"] == f"{r.ratio:.3f}" and rows[r.number]["val top-1 %"] == f"{r.accuracy:.2f}"
+        assert rows[r.number]["budget"] == r.budget_verdict
+        # the interval with the real coverage of its rounds (--measure-rounds 2: from 50 %)
+        assert rows[r.number]["ratio [CI]"] == (f"[{thr['ratio_ci_low']:.3f}, {thr['ratio_ci_high']:.3f}] "
+                                                f"{100 * thr['ci_coverage']:.1f} % CI")
+        assert thr["ci_coverage"] == pytest.approx(median_ci_coverage(thr["rounds"]))
     out = cli("export", "t1", str(front[0].number), "--storage", str(db), "--to", str(tmp_path / "exp"))
     assert out.returncode == 0, out.stderr
     import torch

@@ -12,6 +12,7 @@ from rich.table import Table
 
 import efficientvit
 
+from .. import hostlock
 from ..errors import UserError
 from ..reporting.markdown import fmt
 from .options import add_data_options, load_model_or_config, training_inputs
@@ -85,5 +86,7 @@ def run_data(args) -> int:
             raise UserError(f"data fetch: only fashion-mnist can be fetched; for {args.dataset} download it and pass --data-dir")
         console.print(f"fetched into {fetch_fashion_mnist(args.data_dir)}")
         return 0
-    console.print(load_dataset(args.dataset, args.data_dir).describe())
+    with hostlock.working("loading data"):  # decoding an image folder is CPU-heavy: never beside a timing
+        bundle = load_dataset(args.dataset, args.data_dir)
+    console.print(bundle.describe())
     return 0

@@ -11,6 +11,7 @@ import yaml
 
 import efficientvit
 
+from .. import hostlock
 from ..errors import UserError
 from ..measure.records import Settings
 from ..training.protocols import get_protocol
@@ -54,7 +55,8 @@ def add_measure_options(p: argparse.ArgumentParser, seconds: float = 2.0, backen
     g.add_argument("--batch", type=positive_int, default=16, help="CPU batch size (default 16, the paper's protocol)")
     g.add_argument("--rounds", type=positive_int, default=6,
                    help="minimum interleaved rounds (default %(default)s: 6 is the fewest whose median interval covers "
-                        "95 %%; with fewer, intervals are printed with their real coverage, e.g. 93.75 %% at 5)")
+                        "95 %%; with fewer, the intervals printed (ablate's ratios) say their real coverage, e.g. "
+                        "93.8 %% CI at 5)")
     g.add_argument("--max-rounds", type=positive_int, default=15)
     g.add_argument("--target-ci", type=positive_float, default=0.03,
                    help="stop adding rounds when every median's 95%% CI is this narrow, relative (default %(default)s)")
@@ -96,15 +98,17 @@ def add_data_options(p: argparse.ArgumentParser, default_protocol: str = "proxy"
 
 def training_inputs(args):
     """(device, precision, protocol, dataset) from the data-and-protocol options, checked in that
-    order, cheap first: a bad --device is reported before a dataset is read."""
+    order, cheap first: a bad --device is reported before a dataset is read. Reading, decoding
+    and resizing the data is CPU-heavy: it holds the host lock shared, never beside a timing."""
     from ..training.data import load_dataset  # torch: loaded when a command trains, not for --help
     from ..training.device import check_precision, resolve_device
 
     device = resolve_device(args.device)
     precision = check_precision("amp" if args.amp else "fp32", device)
     protocol = get_protocol(args.protocol, epochs=args.epochs)
-    bundle = load_dataset(args.data, args.data_dir, max_classes=args.classes, per_class=args.per_class,
-                          resolution=protocol.img_size)
+    with hostlock.working("loading and resizing data"):
+        bundle = load_dataset(args.data, args.data_dir, max_classes=args.classes, per_class=args.per_class,
+                              resolution=protocol.img_size)
     return device, precision, protocol, bundle
 
 

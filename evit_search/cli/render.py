@@ -7,10 +7,14 @@ from rich.table import Table
 
 from .. import storage as st
 from ..reporting.accuracy import delta_text, delta_to_reference, indistinguishable_from, reference_noise
-from ..reporting.markdown import fmt
+from ..reporting.markdown import fmt, ratio_ci_text
 from ..reporting.pareto import reference_sessions
 
 ALWAYS = ("ok", "infeasible", "invalid", "duplicate", "failed")  # statuses the status line always counts
+RATIO_CAPTION = ("ratio: median of the per-round ratios to the reference in the same session; [CI]: the "
+                 "order-statistic interval of that median with its real coverage (95 % needs 6 rounds or more). "
+                 "budget: 'borderline' when the interval still contained the budget after a second, longer "
+                 "measurement (decided on the median). ")
 
 
 def status_line(s: st.Summary, total: int | None = None) -> str:
@@ -32,8 +36,17 @@ def _ratio_text(m: dict | None) -> str:
     return f"{m['ratio_to_reference']:.2f}" if m.get("ratio_to_reference") else "-"
 
 
+def _ratio_cell(r: st.TrialRecord) -> str:
+    """The ratio with its interval and the interval's real coverage: ``1.62 [1.55, 1.70] 93.8 % CI``."""
+    if r.ratio is None:
+        return "-"
+    ci = ratio_ci_text(r.primary_throughput, 2)
+    return f"{r.ratio:.2f}" + (f" {ci}" if ci else "")
+
+
 def front_table(s: st.Summary, attrs: dict) -> Table:
-    """The feasible Pareto front beside the reference, each accuracy as a difference to the
+    """The feasible Pareto front beside the reference: each ratio with its interval and that
+    interval's real coverage, its budget verdict, and each accuracy as a difference to the
     reference's with its 95 % interval from the measured seed noise and the verdict."""
     noise = reference_noise(attrs)
     same = indistinguishable_from(s.front, noise)
@@ -42,33 +55,36 @@ def front_table(s: st.Summary, attrs: dict) -> Table:
     # backends measured beside the budget's one (run --also-measure), in the order stored
     extra = list(dict.fromkeys(b for r in s.records for b in list(r.throughput)[1:]))
     knobs = [col for col, _ in st.KNOBS[:6]]
-    for col in ("trial", *knobs, "params M", "FLOPs M", "img/s", "ratio", "val top-1 %", "Δ vs ref [95 % CI]",
-                "same as", "test top-1 %", *(f"{b} ratio" for b in extra)):
-        t.add_column(col, justify="left" if col in ("C", "L", "H", "Δ vs ref [95 % CI]", "same as") else "right")
+    for col in ("trial", *knobs, "params M", "FLOPs M", "img/s", "ratio [CI]", "budget", "val top-1 %",
+                "Δ vs ref [95 % CI]", "same as", "test top-1 %", *(f"{b} ratio" for b in extra)):
+        t.add_column(col, justify="left" if col in ("C", "L", "H", "budget", "Δ vs ref [95 % CI]", "same as")
+                     else "right")
     ref_cost = attrs.get("reference_cost") or {}
     sessions = reference_sessions(s.records, attrs)
     ref_cfg = attrs.get("reference_config")
     t.add_row("ref", *(st.stage_values(ref_cfg, key) for _, key in st.KNOBS[:6]),
-              fmt(ref_cost.get("params_m"), 2), fmt(ref_cost.get("flops_m"), 0), fmt(sessions.median), "1.00",
+              fmt(ref_cost.get("params_m"), 2), fmt(ref_cost.get("flops_m"), 0), fmt(sessions.median), "1.00", "",
               fmt(ref_res.get("top1"), 2) + (f" ± {ref_res['top1_sd']:.2f}" if ref_res.get("top1_sd") is not None else ""),
               f"{noise.n} seeds" if noise.n else "-", "", fmt(ref_res.get("test_top1"), 2),
               *("1.00" for _ in extra), style="bold")
     for r in s.front:
         t.add_row(_trial_label(r), *(st.stage_values(r.config, key) for _, key in st.KNOBS[:6]),
                   fmt((r.cost or {}).get("params_m"), 2), fmt((r.cost or {}).get("flops_m"), 0), fmt(r.images_per_s),
-                  f"{r.ratio:.2f}", f"{r.accuracy:.2f}", delta_text(delta_to_reference(r, noise)),
+                  _ratio_cell(r), r.budget_verdict or "-", f"{r.accuracy:.2f}", delta_text(delta_to_reference(r, noise)),
                   " ".join(f"#{n}" for n in same.get(r.number, [])), fmt((r.train or {}).get("test_top1"), 2),
                   *(_ratio_text(r.throughput.get(b)) for b in extra))
     for r, where in paper_models_off_the_front(s):
         t.add_row(_trial_label(r), *(st.stage_values(r.config, key) for _, key in st.KNOBS[:6]),
                   fmt((r.cost or {}).get("params_m"), 2), fmt((r.cost or {}).get("flops_m"), 0), fmt(r.images_per_s),
-                  fmt(r.ratio, 2), fmt(r.accuracy, 2), where, "", fmt((r.train or {}).get("test_top1"), 2),
+                  _ratio_cell(r), r.budget_verdict or "-", fmt(r.accuracy, 2), where, "",
+                  fmt((r.train or {}).get("test_top1"), 2),
                   *(_ratio_text(r.throughput.get(b)) for b in extra), style="dim")
     # the ref row's img/s is the median over the sessions; each ratio is to its own session's reference
     t.caption = (("no feasible candidate was trained yet. " if not s.front else
                   f"val top-1: the split candidates are selected on (held out from train); test top-1: reported, never "
                   f"selected on. {noise.describe()}; Δ: one candidate run against the reference's mean, 95 % Student-t "
                   f"interval from the reference's seed SD. 'same as': front members it cannot be told apart from. ")
+                 + RATIO_CAPTION
                  + sessions.text())
     return t
 
@@ -93,11 +109,12 @@ def paper_models_off_the_front(s: st.Summary) -> list[tuple[st.TrialRecord, str]
 
 
 def trials_table(s: st.Summary) -> Table:
-    t = Table("trial", "status", "val top-1 %", "trained", "ratio", "params M", "FLOPs M", "knobs", "reason",
+    t = Table("trial", "status", "val top-1 %", "trained", "ratio", "budget", "params M", "FLOPs M", "knobs", "reason",
               title="all trials (val top-1 after the share of the protocol's training in 'trained')")
     for r in s.records:
         fid = f"{100 * r.fidelity:.0f} %" + (f" rung {r.rung}" if r.rung is not None else "") \
             if r.fidelity is not None and r.accuracy is not None else "-"
-        t.add_row(_trial_label(r), r.status, fmt(r.accuracy, 2), fid, fmt(r.ratio, 3), fmt((r.cost or {}).get("params_m"), 2),
+        t.add_row(_trial_label(r), r.status, fmt(r.accuracy, 2), fid, fmt(r.ratio, 3), r.budget_verdict or "-",
+                  fmt((r.cost or {}).get("params_m"), 2),
                   fmt((r.cost or {}).get("flops_m"), 0), r.knob_text(), r.reason or "")
     return t

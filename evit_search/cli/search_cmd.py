@@ -16,6 +16,7 @@ from .. import storage as st
 from ..measure.records import Settings
 from ..reporting.accuracy import delta_to_reference, reference_noise
 from ..reporting.predictions import prediction_error
+from ..stats import stored_ci_coverage
 from ..storage import SAMPLERS
 from .options import add_data_options, add_storage, positive_float, positive_int, split_list
 from .progress import progress, rich_hooks
@@ -181,8 +182,9 @@ def run_show(args) -> int:
         payload = {"study": store.name, "storage": store.display_url, "budget": attrs.get("budget"),
                    "reference": {"model": attrs.get("reference"), **(attrs.get("reference_result") or {})},
                    "counts": s.counts, "front": [r.number for r in s.front], "predictor_error": err,
-                   "trials": [{**r.to_dict(), "delta_to_reference": _delta_json(delta_to_reference(r, noise))}
-                              for r in s.records]}
+                   "trials": [{**r.to_dict(), "budget_verdict": r.budget_verdict,
+                               "ratio_ci_coverage": stored_ci_coverage(r.primary_throughput),
+                               "delta_to_reference": _delta_json(delta_to_reference(r, noise))} for r in s.records]}
         Path(args.json).write_text(json.dumps(st.jsonable(payload), indent=1))
         console.print(f"wrote {args.json}")
     return 0

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..env import machine_name
-from ..stats import is_missing
+from ..stats import is_missing, stored_ci_coverage
 
 ENV_KEYS = ("machine", "cpu_model", "logical_cpus", "threads", "allocator", "torch_version", "onnxruntime_version",
             "timm_version", "gpu_name", "gpu_driver", "platform")
@@ -21,6 +21,25 @@ def fmt(v, nd: int = 1) -> str:
     if is_missing(v):
         return "-"
     return f"{v:.{nd}f}" if isinstance(v, float) else str(v)
+
+
+def coverage_text(coverage: float | None) -> str:
+    """``93.8 % CI``: what an interval's coverage really is (below 6 rounds, less than 95 %)."""
+    return "CI of unknown coverage" if is_missing(coverage) else f"{100 * coverage:.1f} % CI"
+
+
+def interval_text(low, high, coverage: float | None, nd: int = 3) -> str:
+    """``[0.950, 1.050] 93.8 % CI``; empty when the interval is missing."""
+    if is_missing(low) or is_missing(high):
+        return ""
+    return f"[{low:.{nd}f}, {high:.{nd}f}] {coverage_text(coverage)}"
+
+
+def ratio_ci_text(m: dict | None, nd: int = 3) -> str:
+    """The interval of a stored measurement's ratio to its reference with its real coverage,
+    ``[1.550, 1.700] 93.8 % CI``; empty when it has none."""
+    m = m or {}
+    return interval_text(m.get("ratio_ci_low"), m.get("ratio_ci_high"), stored_ci_coverage(m), nd)
 
 
 def markdown_table(df: pd.DataFrame, columns: list[tuple[str, str, int]]) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .. import storage as st
 from .accuracy import delta_text, delta_to_reference, indistinguishable_from, reference_noise
-from .markdown import ReportFiles, markdown_table
+from .markdown import ReportFiles, markdown_table, ratio_ci_text
 from .pareto import LONG_TITLES, ParetoInfo, pareto_info, reference_sessions
 from .plots import figure
 from .predictions import prediction_error
@@ -114,10 +114,13 @@ def write_study_report(store: st.StudyStore, reports_dir: Path) -> ReportFiles:
     if len(front_df):
         front_df["delta"] = [delta_text(delta_to_reference(r, noise)) for r in s.front]
         front_df["same_as"] = [" ".join(f"#{n}" for n in same[r.number]) for r in s.front]
+        front_df["ratio_ci"] = [ratio_ci_text(r.primary_throughput) or "-" for r in s.front]
+        front_df["budget_verdict"] = [r.budget_verdict or "-" for r in s.front]
         front_df["trial"] = [f"{r.number} ({r.paper_model.replace('efficientvit_', '').upper()})" if r.paper_model
                              else str(r.number) for r in s.front]
     cols = [("trial", "trial", 0), ("knobs", "knobs", 0), ("params_m", "params M", 2), ("flops_m", "FLOPs M", 0),
-            ("ratio", "ratio", 3), ("accuracy", "val top-1 %", 2), ("delta", "Δ vs reference [95 % CI]", 0),
+            ("ratio", "ratio", 3), ("ratio_ci", "ratio [CI]", 0), ("budget_verdict", "budget", 0),
+            ("accuracy", "val top-1 %", 2), ("delta", "Δ vs reference [95 % CI]", 0),
             ("same_as", "indistinguishable from", 0), ("test_top1", "test top-1 %", 2)]
     err = prediction_error(s.records, attrs.get("backend") or "torch-cpu")
     lines = [f"# Study `{store.name}`", "",
@@ -129,6 +132,10 @@ def write_study_report(store: st.StudyStore, reports_dir: Path) -> ReportFiles:
              "Candidates are selected on the validation split; the test split is reported beside it and never "
              "selected on. Δ is one candidate run against the reference's mean, with a 95 % Student-t interval from "
              "the reference's seed SD; 'indistinguishable' means the interval contains 0.", "",
+             ("Ratio: the median of per-round ratios to the reference measured in the same session; [CI]: the "
+              "order-statistic interval of that median with its real coverage (95 % needs 6 rounds or more; 5 give "
+              "93.8 %). Budget: 'borderline' when the interval still contained the budget after a second, longer "
+              "measurement (decided on the median)."), "",
              "The " + reference_sessions(s.records, attrs).text().replace("ratios", "throughput ratios", 1) + ".", ""]
     if err:
         lines += [f"Throughput model: {err['n']} predictions made before measuring, median absolute error "

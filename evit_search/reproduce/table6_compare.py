@@ -6,7 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 from .. import storage as st
-from ..stats import SeedNoise, delta_interval, is_missing, kendall_test, pct_change, pooled_sd, sign_agreement
+from ..stats import (
+    SeedNoise,
+    delta_interval,
+    is_missing,
+    kendall_test,
+    pct_change,
+    pooled_sd,
+    sign_agreement,
+    stored_ci_coverage,
+)
 from . import paper
 
 
@@ -65,6 +74,7 @@ def comparison(records: list[st.TrialRecord], backends: list[str] | None = None)
             d[f"{b}_images_per_s"] = thr.get("images_per_s")
             d[f"{b}_ratio"] = thr.get("ratio_to_reference")
             d[f"{b}_ratio_ci_low"], d[f"{b}_ratio_ci_high"] = thr.get("ratio_ci_low"), thr.get("ratio_ci_high")
+            d[f"{b}_ratio_ci_coverage"] = stored_ci_coverage(thr)  # below 6 rounds, under 95 %
             d[f"{b}_delta_pct"] = 100.0 * (thr["ratio_to_reference"] - 1.0) if thr.get("ratio_to_reference") else None
             d[f"{b}_paper_delta_pct"] = None if pr is None else pct_change(float(pr[col]), float(p.loc[1][col]))
         out.append(d)
@@ -134,6 +144,7 @@ def results_json(rows: list[dict], backends: list[str], matches: dict[int, dict]
             "depths": r.get("depths"), "widths": r.get("widths"),
             "throughput_ratio": {b: r.get(f"{b}_ratio") for b in backends},
             "throughput_ratio_ci": {b: [r.get(f"{b}_ratio_ci_low"), r.get(f"{b}_ratio_ci_high")] for b in backends},
+            "throughput_ratio_ci_coverage": {b: r.get(f"{b}_ratio_ci_coverage") for b in backends},
             "images_per_s": {b: r.get(f"{b}_images_per_s") for b in backends},
             "throughput_delta_pct": {b: r.get(f"{b}_delta_pct") for b in backends},
             "paper_throughput_delta_pct": {b: r.get(f"{b}_paper_delta_pct") for b in backends},
@@ -142,6 +153,7 @@ def results_json(rows: list[dict], backends: list[str], matches: dict[int, dict]
             "match": None if m is None else {"matched": m["matched"], "backend": m["backend"], "kind": m["chosen"]["kind"],
                                              "ratio": m["chosen"]["ratio"], "ratio_ci": [m["chosen"].get("ci_low"),
                                                                                          m["chosen"].get("ci_high")],
+                                             "ratio_ci_coverage": m["chosen"].get("ci_coverage"),
                                              "stated_depths": m["stated"]["depths"],
                                              "stated_ratio": m["stated"]["ratio"], "variants_measured": len(m["tried"])},
             "params_m": r.get("params_m"), "flops_m": r.get("flops_m"),

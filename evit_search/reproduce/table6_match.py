@@ -22,6 +22,7 @@ from efficientvit import EfficientViTConfig
 from ..hooks import Hooks
 from ..measure.cost import count_cost, count_flops
 from ..measure.records import ModelSpec, Settings, ThroughputRecord
+from ..reporting.markdown import coverage_text, interval_text
 from ..training.zerocost import THREADS, torch_threads
 
 MATCH_ROWS = (2, 3, 4, 8)  # the rows the paper compared at similar throughput (8: see the module doc)
@@ -51,9 +52,11 @@ class Candidate:
     flops_m: float
     config: dict
 
-    def summary(self, ratio: float | None = None, ci: tuple[float | None, float | None] = (None, None)) -> dict:
+    def summary(self, ratio: float | None = None, ci: tuple[float | None, ...] = (None, None)) -> dict:
+        """``ci``: (low, high) or (low, high, coverage) of the ratio's interval."""
         return {"label": self.label, "kind": self.kind, "depths": list(self.depths), "widths": list(self.widths),
-                "flops_m": self.flops_m, "ratio": ratio, "ci_low": ci[0], "ci_high": ci[1]}
+                "flops_m": self.flops_m, "ratio": ratio, "ci_low": ci[0], "ci_high": ci[1],
+                "ci_coverage": ci[2] if len(ci) > 2 else None}
 
 
 @dataclass
@@ -79,8 +82,8 @@ class RowMatch:
 
     @property
     def noisy(self) -> bool:
-        """The chosen ratio's 95 % CI reaches outside 1 +- tolerance: the measurement cannot tell
-        whether the match holds (a busy host)."""
+        """The chosen ratio's CI (of the coverage its rounds give) reaches outside 1 +- tolerance:
+        the measurement cannot tell whether the match holds (a busy host)."""
         lo, hi = self.chosen.get("ci_low"), self.chosen.get("ci_high")
         return lo is not None and hi is not None and (lo < 1 - self.tolerance or hi > 1 + self.tolerance)
 
@@ -95,13 +98,14 @@ class RowMatch:
         def ratio(d: dict) -> str:
             if d.get("ratio") is None:
                 return "not measured"
-            ci = f" [{d['ci_low']:.3f}, {d['ci_high']:.3f}]" if d.get("ci_low") is not None else ""
-            return f"{d['ratio']:.3f}x{ci}"
+            ci = interval_text(d.get("ci_low"), d.get("ci_high"), d.get("ci_coverage"))
+            return f"{d['ratio']:.3f}x" + (f" {ci}" if ci else "")
 
         head = (f"row {self.row}: {what(c)} at {ratio(c)} row 1 on {self.backend}"
                 + ("" if self.matched else f" — no match within {100 * self.tolerance:g} %, the closest is used"))
         if self.noisy:
-            head += f" — its 95 % CI reaches outside +-{100 * self.tolerance:g} %: too noisy to tell"
+            head += (f" — its {coverage_text(c.get('ci_coverage'))} reaches outside +-{100 * self.tolerance:g} %: "
+                     "too noisy to tell")
         if c["label"] != s["label"]:
             head += f" (as the table states it, {what(s)}: {ratio(s)})"
         return head + f"; {len(self.tried)} variants measured"
@@ -207,10 +211,10 @@ def row_candidates(row: int, cfg: EfficientViTConfig, ref_flops: float, k: int, 
 
 
 def choose(row: int, cands: list[Candidate], ratios: dict[str, float | None], backend: str,
-           tolerance: float = TOLERANCE, cis: dict[str, tuple[float | None, float | None]] | None = None) -> RowMatch:
+           tolerance: float = TOLERANCE, cis: dict[str, tuple[float | None, ...]] | None = None) -> RowMatch:
     """Depths first: the closest depth variant (the stated one included) when it is within the
     tolerance; else the closest of all. Unmeasured variants (failed) are never chosen. ``cis``:
-    each ratio's 95 % CI, kept with it."""
+    each ratio's CI as (low, high) or (low, high, coverage), kept with it."""
     cis = cis or {}
     stated = cands[0]
     measured = [c for c in cands if ratios.get(c.label) is not None]
@@ -254,5 +258,5 @@ def match_throughput(row_cfgs: dict[int, EfficientViTConfig], reference: Efficie
     recs = measure_fn(specs, [backend], settings, reference="row 1", listener=hooks.measure)
     ok = [r for r in recs if r.status == "ok" and r.backend == backend]
     ratios = {r.model: r.ratio_to_reference for r in ok}
-    cis = {r.model: (r.ratio_ci_low, r.ratio_ci_high) for r in ok}
+    cis = {r.model: (r.ratio_ci_low, r.ratio_ci_high, r.ci_coverage) for r in ok}
     return {r: choose(r, cs, ratios, backend, cis=cis) for r, cs in cands.items()}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..reporting.markdown import ReportFiles, fmt
+from ..reporting.markdown import ReportFiles, coverage_text, fmt, interval_text
 from ..reporting.plots import figure
 from ..stats import is_missing
 from . import paper
@@ -86,7 +86,8 @@ def load_lines(attrs: dict) -> list[str]:
         return []
     return ["", f"Host load average (1 min, {(attrs.get('measurement') or {}).get('env', {}).get('logical_cpus', '?')} "
             "logical CPUs): " + "; ".join(out) + ". Above about 1 the timings share the CPU with other work: read the "
-            "ratios' 95 % CIs (in the match section and the CSV) before their medians."]
+            "ratios' CIs (in the match section and the CSV, each with its real coverage: 95 % needs 6 rounds or more) "
+            "before their medians."]
 
 
 def match_lines(matches: dict[int, RowMatch], rows: list[dict], backends: list[str]) -> list[str]:
@@ -102,9 +103,10 @@ def match_lines(matches: dict[int, RowMatch], rows: list[dict], backends: list[s
     for num, m in sorted(matches.items()):
         out.append(f"- {m.text()}")
         r = by_row.get(num) or {}
-        main = [f"{b} {r[f'{b}_ratio']:.3f}x" + (f" [{r[f'{b}_ratio_ci_low']:.3f}, {r[f'{b}_ratio_ci_high']:.3f}]"
-                                                 if not is_missing(r.get(f"{b}_ratio_ci_low")) else "")
-                for b in backends if not is_missing(r.get(f"{b}_ratio"))]
+        main = []
+        for b in (b for b in backends if not is_missing(r.get(f"{b}_ratio"))):
+            ci = interval_text(r.get(f"{b}_ratio_ci_low"), r.get(f"{b}_ratio_ci_high"), r.get(f"{b}_ratio_ci_coverage"))
+            main.append(f"{b} {r[f'{b}_ratio']:.3f}x" + (f" {ci}" if ci else ""))
         if main:
             out.append(f"  - in the main session: {', '.join(main)} row 1")
         tried = ", ".join(f"{t['label'].split(' ', 2)[2]} ({fmt(t['flops_m'], 0)} MFLOPs): "
@@ -176,9 +178,9 @@ def verdicts(rows: list[dict], backends: list[str], matches: dict[int, RowMatch]
             parts.append(f"top-1 {delta_cell(r)} vs paper {r['paper_top1_delta']:+.1f} ({what})")
         m = matches.get(r["row"])
         if m is not None and m.matched and m.noisy:
-            reason = (f"Matched to row 1 on {m.backend} by the median ({m.chosen['ratio']:.3f}x), but its 95 % CI "
-                      f"[{m.chosen['ci_low']:.3f}, {m.chosen['ci_high']:.3f}] reaches outside +-{100 * m.tolerance:g} %: "
-                      "similar speed is not established")
+            reason = (f"Matched to row 1 on {m.backend} by the median ({m.chosen['ratio']:.3f}x), but its "
+                      f"{coverage_text(m.chosen.get('ci_coverage'))} [{m.chosen['ci_low']:.3f}, {m.chosen['ci_high']:.3f}] "
+                      f"reaches outside +-{100 * m.tolerance:g} %: similar speed is not established")
         elif m is not None and m.matched:
             reason = (f"Matched to row 1 within {100 * m.tolerance:g} % on {m.backend}, so its accuracy delta is the "
                       "design change at similar speed")

@@ -7,6 +7,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..stats import stored_ci_coverage
+
 KIND_ATTR = "evit_search_kind"  # "search" | "ablation"
 # the outcomes of a trial; only ``ok`` carries objective values
 FINISHED = ("ok", "infeasible", "invalid", "duplicate", "screened", "predicted-infeasible", "measured", "trained")
@@ -71,9 +73,20 @@ class TrialRecord:
         return primary.get("images_per_s") if primary else None
 
     @property
+    def primary_throughput(self) -> dict:
+        """The measurement on the budget's backend (stored first), ``{}`` when not measured."""
+        return next(iter(self.throughput.values()), None) or {}
+
+    @property
     def images_per_s(self) -> float | None:
-        primary = next(iter(self.throughput.values()), None)
-        return primary.get("images_per_s") if primary else None
+        return self.primary_throughput.get("images_per_s")
+
+    @property
+    def budget_verdict(self) -> str | None:
+        """``within``, ``outside`` or ``borderline`` (the ratio's interval still contained the
+        budget after a second, longer measurement; decided on the median); None before it was
+        stored or when the throughput was not measured."""
+        return self.attrs.get("budget_verdict")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -182,12 +195,14 @@ def to_dataframe(recs: list[TrialRecord]):
                "knobs": r.knob_text(), "duplicate_of": r.duplicate_of, "retry_of": r.retry_of, "host": r.host,
                "duration_s": r.duration_s, "paper_model": r.paper_model, "rung": r.rung, "fidelity": r.fidelity,
                "rungs": json.dumps(r.rungs) if r.rungs else None, "test_top1": (r.train or {}).get("test_top1"),
-               "predicted_ratio": r.attrs.get("predicted_ratio"), "budget_verdict": r.attrs.get("budget_verdict")}
+               "predicted_ratio": r.attrs.get("predicted_ratio"), "budget_verdict": r.budget_verdict}
         if r.cost:
             row.update({"params_m": r.cost.get("params_m"), "flops_m": r.cost.get("flops_m")})
         for b, m in r.throughput.items():
             row[f"{b}_images_per_s"] = m.get("images_per_s")
             row[f"{b}_ratio"] = m.get("ratio_to_reference")
+            row[f"{b}_ratio_ci_low"], row[f"{b}_ratio_ci_high"] = m.get("ratio_ci_low"), m.get("ratio_ci_high")
+            row[f"{b}_ci_coverage"] = stored_ci_coverage(m)  # of both intervals; 95 % needs 6 rounds or more
             row[f"{b}_spread"] = m.get("spread")
         for k, v in r.params.items():
             row[f"param_{k}"] = v
