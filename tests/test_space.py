@@ -126,8 +126,8 @@ def test_knobs_a_protocol_cannot_see_are_named():
     from evit_search.training.protocols import get_protocol
 
     space = load_space("efficientvit")
-    assert space.blind_knobs(get_protocol("proxy").token_grid()) == ["stages[2].key_dim", "stages[2].kernels"]
-    assert space.blind_knobs(get_protocol("cpu-112px-1x15k").token_grid()) == []  # 7x4x2 tokens: attention everywhere
+    assert space.blind_knobs(get_protocol("cpu-64px-3x10k").token_grid()) == ["stages[2].key_dim", "stages[2].kernels"]
+    assert space.blind_knobs(get_protocol("proxy").token_grid()) == []  # 7x4x2 tokens: attention everywhere
 
 
 @pytest.mark.parametrize("model", [f"efficientvit_m{i}" for i in range(6)])
