@@ -15,7 +15,7 @@ from test_search import BASE, _wait_for, cli, postgres  # noqa: F401 - postgres 
 from evit_search import storage as st
 from evit_search.errors import StorageError
 from evit_search.hooks import Hooks
-from evit_search.search.config import RunConfig
+from evit_search.search.config import RunConfig, check_run_config
 from evit_search.search.engine import Worker
 from evit_search.search.run import open_run_study, run_search
 
@@ -104,6 +104,25 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
     for change in ({"budget": "0.6x"}, {"seed": 3}, {"protocol": "proxy"}, {"per_class": 10}):
         with pytest.raises(StorageError, match="was created with"):
             run_search(_rc(tmp_path, **change), Hooks())
+
+
+@pytest.mark.parametrize("stored,now", [
+    ({"seed": 0}, {"seed": 3}),
+    ({"train_device": "cuda"}, {}),  # a study trained on a GPU host, resumed on this CPU
+    ({"precision": "amp"}, {}),  # a study trained with --amp, resumed in fp32
+])
+def test_resuming_with_another_seed_device_or_precision_is_one_line(tmp_path, stored, now):
+    """A study's trials share the seed, the training device's kind and the precision: a resume
+    (or a joining worker) with another is refused before anything runs, in one line."""
+    rc = _rc(tmp_path)
+    check_run_config(rc)  # fills in the space's reference, as a run does
+    key = {**rc.resume_key(), **stored}
+    st.create_study("w", rc.storage, {st.KIND_ATTR: "search", "settings": key}, key)
+    with pytest.raises(StorageError, match="was created with") as e:
+        run_search(_rc(tmp_path, **now), Hooks())
+    k = next(iter(stored))
+    assert f"{k}={stored[k]!r}" in str(e.value) and "\n" not in str(e.value)
+    assert len(st.load_study("w", rc.storage)) == 0  # nothing ran
 
 
 def test_a_stale_checkpoint_of_another_study_is_never_reused(tmp_path):
