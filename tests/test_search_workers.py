@@ -125,6 +125,27 @@ def test_resuming_with_another_seed_device_or_precision_is_one_line(tmp_path, st
     assert len(st.load_study("w", rc.storage)) == 0  # nothing ran
 
 
+def test_the_parents_summary_reads_hold_the_host_lock(tmp_path, monkeypatch):
+    """The run's progress reads (every trial with one worker, every 2 s with --jobs) hold the lock
+    shared: a study read never runs beside a worker's timing (issue 12.2)."""
+    from evit_search import hostlock
+
+    held, reads = [0], []
+    monkeypatch.setattr(hostlock, "recorder", lambda event, label, _t: held.__setitem__(
+        0, held[0] + (event == "shared-acquired") - (event == "shared-released")))
+    real_summary = st.StudyStore.summary
+    monkeypatch.setattr(st.StudyStore, "summary", lambda self: reads.append(held[0] > 0) or real_summary(self))
+
+    def two_outcomes(self, n_trials, deadline, on_trial=None):  # the trials themselves are tested elsewhere
+        for _ in range(2):
+            on_trial({"status": "invalid", "reason": "scripted"})
+        return 0
+
+    monkeypatch.setattr(Worker, "run", two_outcomes)
+    run_search(_rc(tmp_path, paper_models=False), Hooks())
+    assert reads == [True, True, True]  # after each trial and once at the end
+
+
 def test_a_stale_checkpoint_of_another_study_is_never_reused(tmp_path):
     """Two studies in two databases share a runs folder: trial 0 of each has its own weights."""
     runs = tmp_path / "runs"
