@@ -92,6 +92,38 @@ def test_samplers_run(tmp_path, sampler):
                                       if r.status != "duplicate")
 
 
+def test_the_named_sampler_draws_the_candidates(tmp_path):
+    """--sampler picks the sampler a worker asks with (not a random one whatever the name), seeded
+    by --seed: NSGA-II with the run's population, TPE, and a grid over the space's values."""
+    import optuna
+
+    kinds = {"nsga2": optuna.samplers.NSGAIISampler, "tpe": optuna.samplers.TPESampler,
+             "random": optuna.samplers.RandomSampler, "grid": optuna.samplers.GridSampler}
+    for name, kind in kinds.items():
+        rc = _rc(tmp_path, study=name, sampler=name, trials=10)
+        worker = Worker(rc)
+        open_run_study(rc, worker.space)
+        store = worker.open()
+        assert type(store._study.sampler) is kind, name
+        trial = store.ask()
+        worker.space.suggest(trial)
+        params = trial._trial.params
+        if name == "nsga2":
+            assert store._study.sampler._population_size == rc.population() == 5
+        if name == "grid":
+            grid = worker.space.grid()
+            assert set(params) == set(grid) and all(v in grid[k] for k, v in params.items())
+    # the same seed draws the same first candidate, another seed another one
+    firsts = []
+    for i, seed in enumerate((1, 1, 2)):
+        rc = _rc(tmp_path, study=f"seed{i}", sampler="tpe", seed=seed)
+        worker = Worker(rc)
+        open_run_study(rc, worker.space)
+        trial = worker.open().ask()
+        firsts.append(worker.space.suggest(trial).arch_id())
+    assert firsts[0] == firsts[1] != firsts[2]
+
+
 def test_timeout_stops_new_trials_and_is_not_an_error(tmp_path):
     t0 = time.time()
     out = run_search(_rc(tmp_path, trials=100, timeout=15), Hooks())
