@@ -59,6 +59,27 @@ def test_dedupe_matches_finished_outcomes_and_retries_failed_ones(tmp_path):
     assert store.record(dup["number"]).constraints == rec.constraints  # the sampler sees the same constraints
 
 
+def test_an_architecture_whose_worker_died_mid_trial_is_retried_at_once(tmp_path):
+    """A trial left running by a worker that is gone (killed while the other workers go on) does
+    not hold its architecture until the next run: a later sample retries it, linked to it."""
+    rc = _rc(tmp_path, attempts=2)
+    worker = Worker(rc)
+    store = open_run_study(rc, worker.space)
+    arch = "a" * 16
+    first = store.ask()
+    assert store.claim_arch(first, arch).kind == "new"
+    second = store.ask()  # its worker (this process) is alive: the architecture is taken
+    claim = store.claim_arch(second, arch)
+    assert claim.kind == "duplicate" and claim.other == first.number and "running" in claim.reason
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    first.set("pid", dead.pid)  # now its worker is gone, the trial still running in the storage
+    third = store.ask()
+    assert store.claim_arch(third, arch) == st.Claim("retry", first.number)
+    for t in (first, second, third):
+        t.finish("invalid", reason="the test is done with it")
+
+
 def test_attempts_are_bounded(tmp_path):
     rc = _rc(tmp_path, attempts=1)
     worker = Worker(rc)
