@@ -76,7 +76,12 @@ def test_an_architecture_whose_worker_died_mid_trial_is_retried_at_once(tmp_path
     first.set("pid", dead.pid)  # now its worker is gone, the trial still running in the storage
     third = store.ask()
     assert store.claim_arch(third, arch) == st.Claim("retry", first.number)
-    for t in (first, second, third):
+    first._stop.set()  # its heartbeat (the "dead" worker's) stops; the next run marks it interrupted
+    assert store.fail_interrupted() == [first.number]
+    rec = store.record(first.number)
+    assert rec.status == "failed" and rec.reason.startswith(f"interrupted: its worker (pid {dead.pid}")
+    assert "was killed" in rec.reason
+    for t in (second, third):
         t.finish("invalid", reason="the test is done with it")
 
 
