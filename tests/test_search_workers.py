@@ -111,6 +111,24 @@ def test_infeasible_candidates_are_measured_stored_and_not_trained(tmp_path):
         assert r.attrs["budget_verdict"] == "outside"
 
 
+def test_a_candidate_over_the_params_limit_is_neither_measured_nor_trained(tmp_path, monkeypatch):
+    """The cheap limits come first: an enqueued candidate over params<... is stored infeasible
+    with its cost and the constraint it misses, and no timing or training runs."""
+    from evit_search.search import engine
+
+    monkeypatch.setattr(engine, "measure", lambda *a, **kw: pytest.fail("measured a candidate over the params limit"))
+    monkeypatch.setattr(engine, "train", lambda *a, **kw: pytest.fail("trained a candidate over the params limit"))
+    rc = _rc(tmp_path, budget="0.5x,params<0.001M")
+    worker = Worker(rc)
+    store = open_run_study(rc, worker.space)
+    store.enqueue(_params({}), once=False)
+    out = worker.run_trial(worker.open())
+    rec = store.record(out["number"])
+    assert rec.status == "infeasible" and rec.reason == "over the params/FLOPs limit"
+    assert rec.constraints == {"params_m": pytest.approx(rec.cost["params_m"] - 0.001)} and rec.constraints["params_m"] > 0
+    assert rec.throughput == {} and rec.train is None and rec.accuracy is None
+
+
 @pytest.mark.parametrize("sampler", ["nsga2", "tpe", "grid"])
 def test_samplers_run(tmp_path, sampler):
     out = run_search(_rc(tmp_path, sampler=sampler, trials=2), Hooks())
