@@ -15,7 +15,7 @@ from test_search import BASE, _wait_for, cli, postgres  # noqa: F401 - postgres 
 from evit_search import storage as st
 from evit_search.errors import StorageError
 from evit_search.hooks import Hooks
-from evit_search.search.config import RunConfig
+from evit_search.search.config import RunConfig, check_run_config
 from evit_search.search.engine import Worker
 from evit_search.search.run import open_run_study, run_search
 
@@ -59,6 +59,32 @@ def test_dedupe_matches_finished_outcomes_and_retries_failed_ones(tmp_path):
     assert store.record(dup["number"]).constraints == rec.constraints  # the sampler sees the same constraints
 
 
+def test_an_architecture_whose_worker_died_mid_trial_is_retried_at_once(tmp_path):
+    """A trial left running by a worker that is gone (killed while the other workers go on) does
+    not hold its architecture until the next run: a later sample retries it, linked to it."""
+    rc = _rc(tmp_path, attempts=2)
+    worker = Worker(rc)
+    store = open_run_study(rc, worker.space)
+    arch = "a" * 16
+    first = store.ask()
+    assert store.claim_arch(first, arch).kind == "new"
+    second = store.ask()  # its worker (this process) is alive: the architecture is taken
+    claim = store.claim_arch(second, arch)
+    assert claim.kind == "duplicate" and claim.other == first.number and "running" in claim.reason
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    first.set("pid", dead.pid)  # now its worker is gone, the trial still running in the storage
+    third = store.ask()
+    assert store.claim_arch(third, arch) == st.Claim("retry", first.number)
+    first._stop.set()  # its heartbeat (the "dead" worker's) stops; the next run marks it interrupted
+    assert store.fail_interrupted() == [first.number]
+    rec = store.record(first.number)
+    assert rec.status == "failed" and rec.reason.startswith(f"interrupted: its worker (pid {dead.pid}")
+    assert "was killed" in rec.reason
+    for t in (second, third):
+        t.finish("invalid", reason="the test is done with it")
+
+
 def test_attempts_are_bounded(tmp_path):
     rc = _rc(tmp_path, attempts=1)
     worker = Worker(rc)
@@ -85,11 +111,61 @@ def test_infeasible_candidates_are_measured_stored_and_not_trained(tmp_path):
         assert r.attrs["budget_verdict"] == "outside"
 
 
+def test_a_candidate_over_the_params_limit_is_neither_measured_nor_trained(tmp_path, monkeypatch):
+    """The cheap limits come first: an enqueued candidate over params<... is stored infeasible
+    with its cost and the constraint it misses, and no timing or training runs."""
+    from evit_search.search import engine
+
+    monkeypatch.setattr(engine, "measure", lambda *a, **kw: pytest.fail("measured a candidate over the params limit"))
+    monkeypatch.setattr(engine, "train", lambda *a, **kw: pytest.fail("trained a candidate over the params limit"))
+    rc = _rc(tmp_path, budget="0.5x,params<0.001M")
+    worker = Worker(rc)
+    store = open_run_study(rc, worker.space)
+    store.enqueue(_params({}), once=False)
+    out = worker.run_trial(worker.open())
+    rec = store.record(out["number"])
+    assert rec.status == "infeasible" and rec.reason == "over the params/FLOPs limit"
+    assert rec.constraints == {"params_m": pytest.approx(rec.cost["params_m"] - 0.001)} and rec.constraints["params_m"] > 0
+    assert rec.throughput == {} and rec.train is None and rec.accuracy is None
+
+
 @pytest.mark.parametrize("sampler", ["nsga2", "tpe", "grid"])
 def test_samplers_run(tmp_path, sampler):
     out = run_search(_rc(tmp_path, sampler=sampler, trials=2), Hooks())
     assert out.evaluated == 2 and all(r.status in ("ok", "infeasible") for r in out.store.records()
                                       if r.status != "duplicate")
+
+
+def test_the_named_sampler_draws_the_candidates(tmp_path):
+    """--sampler picks the sampler a worker asks with (not a random one whatever the name), seeded
+    by --seed: NSGA-II with the run's population, TPE, and a grid over the space's values."""
+    import optuna
+
+    kinds = {"nsga2": optuna.samplers.NSGAIISampler, "tpe": optuna.samplers.TPESampler,
+             "random": optuna.samplers.RandomSampler, "grid": optuna.samplers.GridSampler}
+    for name, kind in kinds.items():
+        rc = _rc(tmp_path, study=name, sampler=name, trials=10)
+        worker = Worker(rc)
+        open_run_study(rc, worker.space)
+        store = worker.open()
+        assert type(store._study.sampler) is kind, name
+        trial = store.ask()
+        worker.space.suggest(trial)
+        params = trial._trial.params
+        if name == "nsga2":
+            assert store._study.sampler._population_size == rc.population() == 5
+        if name == "grid":
+            grid = worker.space.grid()
+            assert set(params) == set(grid) and all(v in grid[k] for k, v in params.items())
+    # the same seed draws the same first candidate, another seed another one
+    firsts = []
+    for i, seed in enumerate((1, 1, 2)):
+        rc = _rc(tmp_path, study=f"seed{i}", sampler="tpe", seed=seed)
+        worker = Worker(rc)
+        open_run_study(rc, worker.space)
+        trial = worker.open().ask()
+        firsts.append(worker.space.suggest(trial).arch_id())
+    assert firsts[0] == firsts[1] != firsts[2]
 
 
 def test_timeout_stops_new_trials_and_is_not_an_error(tmp_path):
@@ -104,6 +180,46 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
     for change in ({"budget": "0.6x"}, {"seed": 3}, {"protocol": "proxy"}, {"per_class": 10}):
         with pytest.raises(StorageError, match="was created with"):
             run_search(_rc(tmp_path, **change), Hooks())
+
+
+@pytest.mark.parametrize("stored,now", [
+    ({"seed": 0}, {"seed": 3}),
+    ({"train_device": "cuda"}, {}),  # a study trained on a GPU host, resumed on this CPU
+    ({"precision": "amp"}, {}),  # a study trained with --amp, resumed in fp32
+])
+def test_resuming_with_another_seed_device_or_precision_is_one_line(tmp_path, stored, now):
+    """A study's trials share the seed, the training device's kind and the precision: a resume
+    (or a joining worker) with another is refused before anything runs, in one line."""
+    rc = _rc(tmp_path)
+    check_run_config(rc)  # fills in the space's reference, as a run does
+    key = {**rc.resume_key(), **stored}
+    st.create_study("w", rc.storage, {st.KIND_ATTR: "search", "settings": key}, key)
+    with pytest.raises(StorageError, match="was created with") as e:
+        run_search(_rc(tmp_path, **now), Hooks())
+    k = next(iter(stored))
+    assert f"{k}={stored[k]!r}" in str(e.value) and "\n" not in str(e.value)
+    assert len(st.load_study("w", rc.storage)) == 0  # nothing ran
+
+
+def test_the_parents_summary_reads_hold_the_host_lock(tmp_path, monkeypatch):
+    """The run's progress reads (every trial with one worker, every 2 s with --jobs) hold the lock
+    shared: a study read never runs beside a worker's timing (issue 12.2)."""
+    from evit_search import hostlock
+
+    held, reads = [0], []
+    monkeypatch.setattr(hostlock, "recorder", lambda event, label, _t: held.__setitem__(
+        0, held[0] + (event == "shared-acquired") - (event == "shared-released")))
+    real_summary = st.StudyStore.summary
+    monkeypatch.setattr(st.StudyStore, "summary", lambda self: reads.append(held[0] > 0) or real_summary(self))
+
+    def two_outcomes(self, n_trials, deadline, on_trial=None):  # the trials themselves are tested elsewhere
+        for _ in range(2):
+            on_trial({"status": "invalid", "reason": "scripted"})
+        return 0
+
+    monkeypatch.setattr(Worker, "run", two_outcomes)
+    run_search(_rc(tmp_path, paper_models=False), Hooks())
+    assert reads == [True, True, True]  # after each trial and once at the end
 
 
 def test_a_stale_checkpoint_of_another_study_is_never_reused(tmp_path):

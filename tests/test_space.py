@@ -114,6 +114,13 @@ def test_budget_verdict_from_the_intervals():
     assert b.verdict(rec(1.30, 1.40)) == "within"
     assert b.verdict(rec(1.00, 1.20)) == "outside"
     assert b.verdict(rec(1.20, 1.30)) == "borderline"  # the interval contains the budget
+    # img/s and ms per batch: at batch 16, 20 ms per batch is 800 img/s
+    ips = lambda lo, hi: SimpleNamespace(images_per_s_ci_low=lo, images_per_s_ci_high=hi, batch_size=16)  # noqa: E731
+    for text in ("800ips", "20ms"):
+        b = parse_budget(text)
+        assert b.verdict(ips(850.0, 900.0)) == "within", text
+        assert b.verdict(ips(700.0, 780.0)) == "outside", text
+        assert b.verdict(ips(790.0, 810.0)) == "borderline", text
 
 
 @pytest.mark.parametrize("bad", ["1.25", "fast", "0x", "1x,2x", "", "params>5M"])

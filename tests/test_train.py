@@ -86,6 +86,38 @@ def test_resume_from_checkpoint_gives_the_same_result(tmp_path):
     assert resumed.train_images_per_s == pytest.approx(resumed.images_seen / resumed.train_s)
 
 
+def test_every_heavy_step_holds_the_host_lock(tmp_path, monkeypatch):
+    """Data preparation, the model build, every evaluation (the EMA's too) and every checkpoint
+    run under the shared host lock, never beside another worker's timing (issue 12.2)."""
+    from evit_search import hostlock
+    from evit_search.training import trainer
+
+    held, outside, done = [0], [], []
+    monkeypatch.setattr(hostlock, "recorder", lambda event, label, _t: held.__setitem__(
+        0, held[0] + (event == "shared-acquired") - (event == "shared-released")))
+
+    def watched(name, fn):
+        def call(*a, **kw):
+            done.append(name)
+            if held[0] <= 0:
+                outside.append(name)
+            return fn(*a, **kw)
+        return call
+
+    monkeypatch.setattr(trainer, "evaluate", watched("evaluate", trainer.evaluate))
+    monkeypatch.setattr(trainer, "prepare_data", watched("prepare_data", trainer.prepare_data))
+    monkeypatch.setattr(trainer.efficientvit, "build", watched("build", trainer.efficientvit.build))
+    monkeypatch.setattr(trainer.torch, "save", watched("save", torch.save))
+    p = get_protocol("proxy-fast", epochs=2, batch_size=64, train_per_class=16, val_per_class=8, test_per_class=8,
+                     ema_decay=0.9)
+    res = train(TINY_CFG, DATA, p, threads=1, checkpoint_dir=tmp_path)
+    save_model(tmp_path / "m.pt", res.model, res.config)
+    assert res.status == "ok" and "ema_val_top1" in res.history[-1]
+    # two epochs of (val, EMA val) and the test split; a checkpoint per epoch and the saved model
+    assert done.count("evaluate") == 5 and done.count("save") == 3 and {"prepare_data", "build"} <= set(done)
+    assert outside == [], outside
+
+
 def test_checkpoint_of_another_run_is_refused(tmp_path):
     from evit_search.errors import UserError
 

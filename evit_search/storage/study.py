@@ -53,6 +53,13 @@ def _stale(claim: dict) -> bool:
     return time.time() - float(claim.get("at") or 0) > 12 * GRACE_S
 
 
+def _gone(ua: dict, now: float) -> bool:
+    """Whether a running trial's worker has stopped: on this host its process is gone; on any
+    host its heartbeat is older than :data:`GRACE_S`."""
+    dead = ua.get("host") == socket.gethostname() and ua.get("pid") and not _alive(int(ua["pid"]))
+    return bool(dead) or now - float(ua.get("heartbeat_at") or now) > GRACE_S
+
+
 @dataclass(frozen=True)
 class Claim:
     """The answer to "may this trial evaluate this architecture?"."""
@@ -242,7 +249,13 @@ class StudyStore:
                        if t.number != handle.number and t.user_attrs.get("arch_id") == arch_id]
             done = [t for t in earlier if t.user_attrs.get("status") in FINISHED and t.user_attrs.get("status") != "duplicate"]
             running = [t for t in earlier if t.state == TrialState.RUNNING and not t.user_attrs.get("status")]
-            failed = [t for t in earlier if t.user_attrs.get("status") == "failed" or t.state == TrialState.FAIL]
+            # a running trial whose worker is gone is an interrupted attempt, not a claim (it is
+            # marked failed when a run next starts): a worker that dies must not hold its
+            # architecture while the other workers go on
+            gone = [t for t in running if _gone(t.user_attrs, time.time())]
+            running = [t for t in running if t.number not in {g.number for g in gone}]
+            failed = sorted([t for t in earlier if t.user_attrs.get("status") == "failed" or t.state == TrialState.FAIL]
+                            + gone, key=lambda t: t.number)
             if done:
                 claim = Claim("duplicate", done[0].number, f"same architecture as trial {done[0].number}")
             elif running:
@@ -311,10 +324,9 @@ class StudyStore:
         with self.lock():
             for t in self._study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
                 ua = t.user_attrs
-                dead = ua.get("host") == host and ua.get("pid") and not _alive(ua["pid"])
-                silent = now - float(ua.get("heartbeat_at") or now) > GRACE_S
-                if not (dead or silent):
+                if not _gone(ua, now):
                     continue
+                dead = ua.get("host") == host and ua.get("pid") and not _alive(ua["pid"])
                 how = "was killed" if dead else f"sent no heartbeat for {GRACE_S // 60} min"
                 phase = f" while {ua['phase']}" if ua.get("phase") else ""
                 try:
