@@ -134,3 +134,58 @@ def test_search_benchmark_runs_three_arms_and_writes_its_report(tmp_path):
 
     df = pd.read_csv(next(tmp_path.glob("search-benchmark-*.csv")))
     assert list(df.arm) == ["full", "sh", "sh+predict"] and (df.sampled > 0).all() and (df.cpu_s > 0).all()
+
+
+# --------------------------------------------------------------------------- claims, without training
+CLAIMER = r"""
+import json, sys, time
+from pathlib import Path
+from evit_search import storage as st
+
+url, name, out, go, release, n = sys.argv[1], sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]), Path(sys.argv[5]), int(sys.argv[6])
+store = st.load_study(name, url)
+slow_set = store.set_attr
+def set_attr(key, value):  # a slow storage: a read-modify-write without the lock would interleave
+    time.sleep(0.05)
+    slow_set(key, value)
+store.set_attr = set_attr
+while not go.exists():
+    time.sleep(0.01)
+got = [k for k in range(n) if store.claim_promotion(k, 1)]
+out.write_text(json.dumps(got))
+while not release.exists():  # alive until both answered: a dead worker's claim is free to take again
+    time.sleep(0.05)
+"""
+
+
+def test_two_processes_on_sqlite_never_claim_the_same_promotion(tmp_path):
+    """Two workers race for the same promotions on one SQLite file: each (trial, rung) goes to
+    exactly one of them, and a claim of a worker that died is free again."""
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    store = st.create_study("claims", url, {})
+    n = 12
+    for k in range(n):
+        store.record_rung(k, {"rung": 0, "fraction": 0.25, "top1": 50.0 + k})
+    go, release = tmp_path / "go", tmp_path / "release"
+    outs = [tmp_path / f"out{i}.json" for i in range(2)]
+    procs = [subprocess.Popen([sys.executable, "-c", CLAIMER, url, "claims", str(o), str(go), str(release), str(n)],
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}) for o in outs]
+    try:
+        go.touch()
+        assert _wait_for(lambda: all(o.exists() for o in outs) or any(p.poll() for p in procs), 300)
+        import json
+
+        got = [set(json.loads(o.read_text())) for o in outs]
+        assert not got[0] & got[1], got  # no double promotion
+        assert got[0] | got[1] == set(range(n))
+        assert all(store.rungs(k)["promoting"]["rung"] == 1 for k in range(n))
+        assert not store.claim_promotion(0, 1)  # claimed and its worker alive: not this one's
+    finally:
+        release.touch()
+        for p in procs:
+            p.wait(timeout=120)
+    assert all(p.returncode == 0 for p in procs)
+    # both workers are gone: their claims are stale, the promotions free to take (a resumed run)
+    assert all("promoting" not in store.rungs(k) for k in range(n))
+    assert store.claim_promotion(0, 1) and not store.claim_promotion(0, 1)
+    assert not store.claim_promotion(0, 0)  # a rung already reached is never trained again
