@@ -266,3 +266,45 @@ def test_front_table_says_at_which_rung_each_accuracy_was_measured(shstore):
         if r.number != n["top"]:
             assert "100 %" in rows[r.number]  # trained in full at once
     assert "rows below 100 % are not comparable" in " ".join(text.split())
+
+
+JSON_KEYS = {"study", "storage", "budget", "reference", "counts", "front", "predictor_error", "trials"}
+JSON_TRIAL_KEYS = {"number", "state", "status", "arch_id", "accuracy", "ratio", "feasible", "reason", "params", "config",
+                   "cost", "throughput", "constraints", "train", "env", "duplicate_of", "retry_of", "host", "duration_s",
+                   "completed_at", "row", "label", "reference_throughput", "checkpoint", "paper_model", "accuracy_ci",
+                   "rung", "rungs", "fidelity", "budget_verdict", "ratio_ci_coverage", "delta_to_reference",
+                   "predicted_ratio"}
+
+
+def test_show_csv_and_json_carry_rungs_and_predicted_infeasible(shstore, tmp_path, capsys):
+    """show --csv: status predicted-infeasible with its prediction, each trial's rung, fidelity and
+    rungs; show --json: the same, under keys that stay as they are (scripts read them)."""
+    import json
+
+    import pandas as pd
+
+    from evit_search.cli import main
+
+    store, n = shstore
+    assert main(["show", store.name, "--storage", store.url, "--all", "--csv", str(tmp_path / "t.csv"),
+                 "--json", str(tmp_path / "t.json")]) == 0
+    assert "predicted-infeasible" in capsys.readouterr().out
+    df = pd.read_csv(tmp_path / "t.csv").set_index("number")
+    skipped = df.loc[n["skipped"]]
+    assert skipped["status"] == "predicted-infeasible" and skipped["predicted_ratio"] == 0.6
+    assert not skipped["feasible"] and pd.isna(skipped["accuracy"]) and pd.isna(skipped["torch-cpu_ratio"])
+    top, low = df.loc[n["top"]], df.loc[n["low"]]
+    assert (top["rung"], top["fidelity"], top["accuracy"], top["test_top1"]) == (2, 1.0, 80.0, 79.0)
+    assert [e["top1"] for e in json.loads(top["rungs"])] == [45.0, 60.0, 80.0]
+    assert (low["rung"], low["accuracy"]) == (0, 40.0) and low["fidelity"] == pytest.approx(1 / 9)
+    assert pd.isna(df.loc[0, "rung"]) and df.loc[0, "fidelity"] == 1.0  # trained in full at once
+
+    payload = json.loads((tmp_path / "t.json").read_text())
+    assert set(payload) == JSON_KEYS
+    trials = {t["number"]: t for t in payload["trials"]}
+    assert all(set(t) == JSON_TRIAL_KEYS for t in trials.values())
+    assert trials[n["skipped"]]["status"] == "predicted-infeasible" and payload["counts"]["predicted-infeasible"] == 1
+    assert trials[n["skipped"]]["predicted_ratio"] == 0.6 and trials[n["top"]]["predicted_ratio"] is None
+    assert trials[n["top"]]["rung"] == 2 and [e["rung"] for e in trials[n["top"]]["rungs"]] == [0, 1, 2]
+    assert trials[n["low"]]["fidelity"] == pytest.approx(1 / 9) and trials[n["m3"]]["paper_model"] == "efficientvit_m3"
+    assert n["top"] in payload["front"] and n["low"] not in payload["front"]
