@@ -189,3 +189,60 @@ def test_two_processes_on_sqlite_never_claim_the_same_promotion(tmp_path):
     assert all("promoting" not in store.rungs(k) for k in range(n))
     assert store.claim_promotion(0, 1) and not store.claim_promotion(0, 1)
     assert not store.claim_promotion(0, 0)  # a rung already reached is never trained again
+
+
+# --------------------------------------------------------------------------- the search benchmark's aims
+def _row(arm, cpu_s, new_per_h, minutes=10.0, **kw):
+    return {"arm": arm, "cpu_s": cpu_s, "new_per_cpu_hour": new_per_h, "minutes": minutes, **kw}
+
+
+def test_the_benchmark_judges_each_aim_met_or_not():
+    from evit_search.reproduce.search_bench import aims
+
+    good = [_row("full", 600, 10.0), _row("sh", 610, 20.0),
+            _row("sh+predict", 620, 31.0, feasible_after_warmup=0.85, measured_after_warmup=20, skipped_checked=4,
+                 skipped_feasible=0)]
+    curves = {"full": [(6.0, 1.0), (9.0, 2.0)], "sh": [], "sh+predict": [(2.0, 1.5), (4.5, 2.1)]}
+    got = aims(good, curves, 600)
+    assert [a.met for a in got] == [True, True, True, True, True], [a.line() for a in got]
+    assert "31.0 vs 10.0" in got[1].measured and got[2].measured == "after 4.5 min"
+    assert all(a.line().endswith("**met**") for a in got)
+
+    bad = [_row("full", 600, 10.0), _row("sh", 610, 20.0),
+           _row("sh+predict", 700, 29.0, feasible_after_warmup=0.75, measured_after_warmup=20, skipped_checked=4,
+                skipped_feasible=1)]
+    late = {"full": [(9.0, 2.0)], "sh+predict": [(2.0, 1.5), (5.5, 2.1)]}  # reached after half of full's 10 min
+    got = aims(bad, late, 600)
+    assert [a.met for a in got] == [False, False, False, False, False], [a.line() for a in got]
+    assert "17 %" in got[0].measured and all(a.line().endswith("**NOT met**") for a in got)
+    # nothing to judge on: said so, never 'met'
+    empty = [_row("full", 600, None), _row("sh+predict", 600, 5.0, feasible_after_warmup=None)]
+    assert [a.met for a in aims(empty, {}, 600)][1:] == [None, None, None, None]
+
+
+def test_feasible_share_counts_only_what_was_measured_after_the_warm_up():
+    from evit_search.reproduce.search_bench import feasible_share_after_warmup
+
+    def rec(i, feasible, measured=True):
+        return st.TrialRecord(number=i, state="complete", status="ok" if feasible else "infeasible",
+                              feasible=feasible, throughput={"torch-cpu": {"ratio_to_reference": 1.0}} if measured else {})
+
+    # the first 3 measured (one of them infeasible) are the warm-up; an unmeasured, skipped one does not count
+    recs = [rec(0, False), rec(1, True), rec(2, True), rec(3, False, measured=False), rec(4, True), rec(5, False),
+            rec(6, True), rec(7, True)]
+    assert feasible_share_after_warmup(recs, warmup=3) == (0.75, 4)
+    assert feasible_share_after_warmup(recs[:3], warmup=3) == (None, 0)
+
+
+@pytest.mark.slow
+def test_a_run_stops_when_its_stop_condition_says_so(tmp_path):
+    """The benchmark's CPU budget: a run whose stop condition holds evaluates nothing."""
+    from evit_search.hooks import Hooks
+    from evit_search.search.config import RunConfig
+    from evit_search.search.run import run_search
+
+    rc = RunConfig(space="tiny", data="synthetic", protocol="proxy-fast", budget="0.5x", sampler="random",
+                   train_threads=1, train_reference=False, paper_models=False, storage=str(tmp_path / "s.db"),
+                   study="stop", trials=1)
+    out = run_search(rc, Hooks(), stop=lambda: True)
+    assert out.evaluated == 0 and out.added == 0
