@@ -246,3 +246,48 @@ def test_a_run_stops_when_its_stop_condition_says_so(tmp_path):
                    study="stop", trials=1)
     out = run_search(rc, Hooks(), stop=lambda: True)
     assert out.evaluated == 0 and out.added == 0
+
+
+def test_a_promotion_continues_its_rungs_run_and_is_claimed_once(tmp_path, monkeypatch):
+    """The engine's side of 'continues from its rung checkpoint': every rung of a trial trains in
+    one checkpoint folder under one run key, to the next rung's fraction (the trainer's side:
+    test_train's test_a_rung_continues_exactly_where_it_stopped); the promotion is stored once and
+    its claim cleared. The trainer is faked: no training here."""
+    from types import SimpleNamespace
+
+    import efficientvit
+    from evit_search.search import engine
+    from evit_search.search.config import RunConfig
+    from evit_search.training.trainer import TrainResult
+
+    calls = []
+
+    def fake_train(cfg, data, protocol, **kw):
+        calls.append(kw)
+        return TrainResult(status="ok", top1=50.0 + 10 * len(calls), fraction=kw["until"],
+                           history=[{"epoch": kw["until"]}], wall_s=1.0)
+
+    monkeypatch.setattr(engine, "train", fake_train)
+    monkeypatch.setattr(engine, "save_model", lambda path, *a, **k: path)
+    rc = RunConfig(space="tiny", data="synthetic", protocol="proxy-fast", budget="0.5x", fidelity="sh", eta=3, trials=1,
+                   storage=str(tmp_path / "s.db"), study="p", runs_dir=str(tmp_path / "runs"))
+    worker = engine.Worker(rc)
+    monkeypatch.setattr(worker, "data", lambda: (SimpleNamespace(class_names=None), None))
+    store = st.create_study("p", rc.storage, {})
+    t = store.ask()
+    cfg = efficientvit.get_config("efficientvit_m0")
+    t.set("config", cfg.to_dict())
+    t.finish("ok", values=[50.0, 1.5], constraints={"throughput_ratio": -0.2})
+    res, _ = worker._train(cfg, store, t.number, 0)
+    store.record_rung(t.number, worker._rung_entry(0, res, store, None))
+    for rung in (1, 2):
+        assert store.claim_promotion(t.number, rung)
+        out = worker._promote(store, t.number, rung)
+        assert out["status"] == f"rung {rung}", out
+    assert [c["until"] for c in calls] == pytest.approx([1 / 9, 1 / 3, 1.0])
+    assert len({str(c["checkpoint_dir"]) for c in calls}) == 1 and all(c["run_key"] == calls[0]["run_key"] for c in calls)
+    state = store.rungs(t.number)
+    assert [e["rung"] for e in state["rungs"]] == [0, 1, 2] and [e["rung"] for e in state["log"]] == [0, 1, 2]
+    assert "promoting" not in state and not store.claim_promotion(t.number, 2)
+    rec = store.record(t.number)
+    assert (rec.rung, rec.fidelity, rec.accuracy) == (2, 1.0, 80.0)
