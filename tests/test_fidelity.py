@@ -105,7 +105,10 @@ def test_a_killed_promotion_resumes_from_its_rung_and_trains_nothing_twice(tmp_p
     before = {n: [dict(e) for e in s["rungs"]] for n, s in st.load_study("k", str(db)).rungs().items()}
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    out = cli("run", *args[1:], "--trials", "1", cwd=tmp_path)
+    # killed at the first claim: 2 candidates at rung 0 (eta 2 promotes 2 // 2 = 1). Two more make
+    # 4 at rung 0 -> 2 at rung 1 -> 1 at the top rung, so the front is not empty whenever the kill
+    # landed (with 1 more, 3 // 2 = 1 reaches rung 1 and 1 // 2 = 0 the top: no front, a flaky test)
+    out = cli("run", *args[1:], "--trials", "2", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     store = _check_rungs(str(db), "k")
     after = store.rungs()
@@ -134,3 +137,165 @@ def test_search_benchmark_runs_three_arms_and_writes_its_report(tmp_path):
 
     df = pd.read_csv(next(tmp_path.glob("search-benchmark-*.csv")))
     assert list(df.arm) == ["full", "sh", "sh+predict"] and (df.sampled > 0).all() and (df.cpu_s > 0).all()
+    assert {"feasible_after_warmup", "measured_after_warmup", "skipped_feasible"} <= set(df.columns)
+    md = next(tmp_path.glob("search-benchmark-*.md")).read_text()
+    aims = [line for line in md.splitlines() if line.startswith("- ") and line.endswith("**")]
+    assert len(aims) == 5 and aims[0].startswith("- equal CPU time per arm"), aims
+    assert all(line.endswith(("**met**", "**NOT met**", "**not judged**")) for line in aims)
+
+
+# --------------------------------------------------------------------------- claims, without training
+CLAIMER = r"""
+import json, sys, time
+from pathlib import Path
+from evit_search import storage as st
+
+url, name, out, go, release, n = sys.argv[1], sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]), Path(sys.argv[5]), int(sys.argv[6])
+store = st.load_study(name, url)
+slow_set = store.set_attr
+def set_attr(key, value):  # a slow storage: a read-modify-write without the lock would interleave
+    time.sleep(0.05)
+    slow_set(key, value)
+store.set_attr = set_attr
+while not go.exists():
+    time.sleep(0.01)
+got = [k for k in range(n) if store.claim_promotion(k, 1)]
+out.write_text(json.dumps(got))
+while not release.exists():  # alive until both answered: a dead worker's claim is free to take again
+    time.sleep(0.05)
+"""
+
+
+def test_two_processes_on_sqlite_never_claim_the_same_promotion(tmp_path):
+    """Two workers race for the same promotions on one SQLite file: each (trial, rung) goes to
+    exactly one of them, and a claim of a worker that died is free again."""
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    store = st.create_study("claims", url, {})
+    n = 12
+    for k in range(n):
+        store.record_rung(k, {"rung": 0, "fraction": 0.25, "top1": 50.0 + k})
+    go, release = tmp_path / "go", tmp_path / "release"
+    outs = [tmp_path / f"out{i}.json" for i in range(2)]
+    procs = [subprocess.Popen([sys.executable, "-c", CLAIMER, url, "claims", str(o), str(go), str(release), str(n)],
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}) for o in outs]
+    try:
+        go.touch()
+        assert _wait_for(lambda: all(o.exists() for o in outs) or any(p.poll() for p in procs), 300)
+        import json
+
+        got = [set(json.loads(o.read_text())) for o in outs]
+        assert not got[0] & got[1], got  # no double promotion
+        assert got[0] | got[1] == set(range(n))
+        assert all(store.rungs(k)["promoting"]["rung"] == 1 for k in range(n))
+        assert not store.claim_promotion(0, 1)  # claimed and its worker alive: not this one's
+    finally:
+        release.touch()
+        for p in procs:
+            p.wait(timeout=120)
+    assert all(p.returncode == 0 for p in procs)
+    # both workers are gone: their claims are stale, the promotions free to take (a resumed run)
+    assert all("promoting" not in store.rungs(k) for k in range(n))
+    assert store.claim_promotion(0, 1) and not store.claim_promotion(0, 1)
+    assert not store.claim_promotion(0, 0)  # a rung already reached is never trained again
+
+
+# --------------------------------------------------------------------------- the search benchmark's aims
+def _row(arm, cpu_s, new_per_h, minutes=10.0, **kw):
+    return {"arm": arm, "cpu_s": cpu_s, "new_per_cpu_hour": new_per_h, "minutes": minutes, **kw}
+
+
+def test_the_benchmark_judges_each_aim_met_or_not():
+    from evit_search.reproduce.search_bench import aims
+
+    good = [_row("full", 600, 10.0), _row("sh", 610, 20.0),
+            _row("sh+predict", 620, 31.0, feasible_after_warmup=0.85, measured_after_warmup=20, skipped_checked=4,
+                 skipped_feasible=0)]
+    curves = {"full": [(6.0, 1.0), (9.0, 2.0)], "sh": [], "sh+predict": [(2.0, 1.5), (4.5, 2.1)]}
+    got = aims(good, curves, 600)
+    assert [a.met for a in got] == [True, True, True, True, True], [a.line() for a in got]
+    assert "31.0 vs 10.0" in got[1].measured and got[2].measured == "after 4.5 min"
+    assert all(a.line().endswith("**met**") for a in got)
+
+    bad = [_row("full", 600, 10.0), _row("sh", 610, 20.0),
+           _row("sh+predict", 700, 29.0, feasible_after_warmup=0.75, measured_after_warmup=20, skipped_checked=4,
+                skipped_feasible=1)]
+    late = {"full": [(9.0, 2.0)], "sh+predict": [(2.0, 1.5), (5.5, 2.1)]}  # reached after half of full's 10 min
+    got = aims(bad, late, 600)
+    assert [a.met for a in got] == [False, False, False, False, False], [a.line() for a in got]
+    assert "17 %" in got[0].measured and all(a.line().endswith("**NOT met**") for a in got)
+    # nothing to judge on: said so, never 'met'
+    empty = [_row("full", 600, None), _row("sh+predict", 600, 5.0, feasible_after_warmup=None)]
+    assert [a.met for a in aims(empty, {}, 600)][1:] == [None, None, None, None]
+
+
+def test_feasible_share_counts_only_what_was_measured_after_the_warm_up():
+    from evit_search.reproduce.search_bench import feasible_share_after_warmup
+
+    def rec(i, feasible, measured=True):
+        return st.TrialRecord(number=i, state="complete", status="ok" if feasible else "infeasible",
+                              feasible=feasible, throughput={"torch-cpu": {"ratio_to_reference": 1.0}} if measured else {})
+
+    # the first 3 measured (one of them infeasible) are the warm-up; an unmeasured, skipped one does not count
+    recs = [rec(0, False), rec(1, True), rec(2, True), rec(3, False, measured=False), rec(4, True), rec(5, False),
+            rec(6, True), rec(7, True)]
+    assert feasible_share_after_warmup(recs, warmup=3) == (0.75, 4)
+    assert feasible_share_after_warmup(recs[:3], warmup=3) == (None, 0)
+
+
+@pytest.mark.slow
+def test_a_run_stops_when_its_stop_condition_says_so(tmp_path):
+    """The benchmark's CPU budget: a run whose stop condition holds evaluates nothing."""
+    from evit_search.hooks import Hooks
+    from evit_search.search.config import RunConfig
+    from evit_search.search.run import run_search
+
+    rc = RunConfig(space="tiny", data="synthetic", protocol="proxy-fast", budget="0.5x", sampler="random",
+                   train_threads=1, train_reference=False, paper_models=False, storage=str(tmp_path / "s.db"),
+                   study="stop", trials=1)
+    out = run_search(rc, Hooks(), stop=lambda: True)
+    assert out.evaluated == 0 and out.added == 0
+
+
+def test_a_promotion_continues_its_rungs_run_and_is_claimed_once(tmp_path, monkeypatch):
+    """The engine's side of 'continues from its rung checkpoint': every rung of a trial trains in
+    one checkpoint folder under one run key, to the next rung's fraction (the trainer's side:
+    test_train's test_a_rung_continues_exactly_where_it_stopped); the promotion is stored once and
+    its claim cleared. The trainer is faked: no training here."""
+    from types import SimpleNamespace
+
+    import efficientvit
+    from evit_search.search import engine
+    from evit_search.search.config import RunConfig
+    from evit_search.training.trainer import TrainResult
+
+    calls = []
+
+    def fake_train(cfg, data, protocol, **kw):
+        calls.append(kw)
+        return TrainResult(status="ok", top1=50.0 + 10 * len(calls), fraction=kw["until"],
+                           history=[{"epoch": kw["until"]}], wall_s=1.0)
+
+    monkeypatch.setattr(engine, "train", fake_train)
+    monkeypatch.setattr(engine, "save_model", lambda path, *a, **k: path)
+    rc = RunConfig(space="tiny", data="synthetic", protocol="proxy-fast", budget="0.5x", fidelity="sh", eta=3, trials=1,
+                   storage=str(tmp_path / "s.db"), study="p", runs_dir=str(tmp_path / "runs"))
+    worker = engine.Worker(rc)
+    monkeypatch.setattr(worker, "data", lambda: (SimpleNamespace(class_names=None), None))
+    store = st.create_study("p", rc.storage, {})
+    t = store.ask()
+    cfg = efficientvit.get_config("efficientvit_m0")
+    t.set("config", cfg.to_dict())
+    t.finish("ok", values=[50.0, 1.5], constraints={"throughput_ratio": -0.2})
+    res, _ = worker._train(cfg, store, t.number, 0)
+    store.record_rung(t.number, worker._rung_entry(0, res, store, None))
+    for rung in (1, 2):
+        assert store.claim_promotion(t.number, rung)
+        out = worker._promote(store, t.number, rung)
+        assert out["status"] == f"rung {rung}", out
+    assert [c["until"] for c in calls] == pytest.approx([1 / 9, 1 / 3, 1.0])
+    assert len({str(c["checkpoint_dir"]) for c in calls}) == 1 and all(c["run_key"] == calls[0]["run_key"] for c in calls)
+    state = store.rungs(t.number)
+    assert [e["rung"] for e in state["rungs"]] == [0, 1, 2] and [e["rung"] for e in state["log"]] == [0, 1, 2]
+    assert "promoting" not in state and not store.claim_promotion(t.number, 2)
+    rec = store.record(t.number)
+    assert (rec.rung, rec.fidelity, rec.accuracy) == (2, 1.0, 80.0)

@@ -62,3 +62,42 @@ def test_online_error_compares_predictions_made_before_measuring():
         r.attrs["predicted_ratio"] = r.throughput["torch-cpu"]["ratio_to_reference"] * f
     err = prediction_error(recs, "torch-cpu")
     assert err["n"] == 10 and err["mdape"] == pytest.approx(0.05)
+
+
+def test_the_engine_stores_a_skip_unmeasured_and_measures_one_within_the_margin(tmp_path, monkeypatch):
+    """A candidate predicted below the budget beyond the margin is stored predicted-infeasible with
+    its prediction and never measured; one predicted within the margin is measured (the measuring
+    here is a stand-in that records the call)."""
+    from evit_search.search import engine
+    from evit_search.search.config import RunConfig
+
+    class Model:
+        n, margin, mdape, spearman = 20, 1.2, 0.05, 0.9
+
+        def __init__(self, ratio):
+            self.ratio = ratio
+
+        def predict(self, config, cost):
+            return self.ratio
+
+    rc = RunConfig(space="tiny", data="synthetic", protocol="proxy-fast", budget="1.25x", sampler="random", trials=2,
+                   storage=str(tmp_path / "s.db"), study="p", zerocost=False)
+    worker = engine.Worker(rc)
+    store = st.create_study("p", rc.storage, {})
+    store.set_sampler(optuna.samplers.RandomSampler(seed=0))
+    measured = []
+
+    def fake_measure(cfg, more=False):
+        measured.append(cfg.arch_id())
+        raise RuntimeError("measured")
+
+    monkeypatch.setattr(worker, "_measure", fake_measure)
+    monkeypatch.setattr(predictor, "fit", lambda records, backend: Model(1.25 / 1.2 * 0.99))
+    out = worker.run_trial(store)
+    assert out["status"] == "predicted-infeasible" and not measured
+    rec = store.record(out["number"])
+    assert rec.attrs["predicted_ratio"] == pytest.approx(1.25 / 1.2 * 0.99) and rec.feasible is False
+    assert rec.attrs["predictor"]["margin"] == 1.2 and not rec.throughput
+    monkeypatch.setattr(predictor, "fit", lambda records, backend: Model(1.25 / 1.2 * 1.01))
+    out = worker.run_trial(store)
+    assert out["status"] == "failed" and "measured" in out["reason"] and len(measured) == 1

@@ -190,3 +190,121 @@ def test_study_report_numbers_are_the_studys(bstore, tmp_path):
         thr = r.throughput["torch-cpu"]
         assert got["ratio [CI]"] == f"[{thr['ratio_ci_low']:.3f}, {thr['ratio_ci_high']:.3f}] 93.8 % CI"
     assert rows[number]["budget"] == "borderline"
+
+
+# --------------------------------------------------------------------------- successive halving in the tables
+RUNG_FRACTIONS = (1 / 9, 1 / 3, 1.0)
+
+
+def _add_sh_trial(store, arch, ratio, top1s, paper=None, status="ok", predicted=None):
+    """A trial of a successive-halving study: trained to len(top1s) rungs (their accuracies), or
+    ``predicted-infeasible`` with its prediction (neither measured nor trained)."""
+    t = store.ask()
+    t.set("arch_id", arch)
+    t.set("config", demo_config((64, 128, 192), (1, 1, 1), (2, 2, 2)))
+    t.set("cost", {"params_m": 1.5, "flops_m": 60.0})
+    if paper:
+        t.set("paper_model", paper)
+    if status == "predicted-infeasible":
+        t.set("predicted_ratio", predicted)
+        t.set("predictor", {"n": 8, "margin": 1.1, "mdape": 0.05, "spearman": 0.9})
+        t.finish(status, constraints={"throughput_ratio": 1.25 - predicted},
+                 reason=f"predicted {predicted:.2f}x the reference")
+        return t.number
+    t.set("throughput", {"torch-cpu": {"images_per_s": 140.0 * ratio, "rounds": 5, "ratio_to_reference": ratio}})
+    t.set("reference_throughput", {"torch-cpu": {"images_per_s": 140.0}})
+    for rung, top1 in enumerate(top1s):
+        store.record_rung(t.number, {"rung": rung, "fraction": RUNG_FRACTIONS[rung], "top1": top1, "epochs": 1,
+                                     "seconds": 10.0 * (rung + 1), **({"test_top1": top1 - 1} if rung == 2 else {})})
+    t.finish("ok", values=[top1s[0], ratio], constraints={"throughput_ratio": 1.25 - ratio},
+             train={"status": "ok", "top1": top1s[0], "fraction": RUNG_FRACTIONS[0]})
+    return t.number
+
+
+@pytest.fixture(scope="module")
+def shstore(tmp_path_factory):
+    """The fixture study and successive-halving trials: ``top`` promoted to the full training (on
+    the front), ``low`` fastest at rung 0 (nobody dominates it there), ``beaten`` dominated at
+    rung 0, the paper's M3 at rung 0, and one candidate predicted infeasible."""
+    store = make_study(f"sqlite:///{tmp_path_factory.mktemp('sh') / 'sh.db'}", "sh")
+    n = {"top": _add_sh_trial(store, "top", 2.45, [45.0, 60.0, 80.0]),
+         "low": _add_sh_trial(store, "low", 2.5, [40.0]),
+         "beaten": _add_sh_trial(store, "beaten", 2.4, [35.0]),
+         "m3": _add_sh_trial(store, "m3", 1.3, [30.0], paper="efficientvit_m3"),
+         "skipped": _add_sh_trial(store, "skipped", None, [], status="predicted-infeasible", predicted=0.6)}
+    return store, n
+
+
+def _rows(text):
+    """The front table's rows by trial number (its first cell)."""
+    out = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.split("│")[1:-1]]
+        if cells and cells[0].split(" ")[0].isdigit():
+            out[int(cells[0].split(" ")[0])] = line
+    return out
+
+
+def test_front_table_says_at_which_rung_each_accuracy_was_measured(shstore):
+    """Each row names the share of the training behind its accuracy; a lower rung's candidates
+    that may yet join the front are listed, marked as not comparable, never on the front; a paper
+    model at a lower rung is not called dominated by fully trained ones."""
+    store, n = shstore
+    s = store.summary()
+    front = {r.number for r in s.front}
+    assert n["top"] in front and not front & {n["low"], n["beaten"], n["m3"]}
+    console = Console(width=420, record=True)
+    console.print(front_table(s, store.attrs))
+    text = console.export_text()
+    rows = _rows(text)
+    assert "trained" in text.splitlines()[2]  # the header
+    assert "100 % rung 2" in rows[n["top"]] and "not comparable" not in rows[n["top"]]
+    assert "11 % rung 0" in rows[n["low"]] and "not comparable: a lower rung's accuracy" in rows[n["low"]]
+    assert n["beaten"] not in rows  # dominated at its own rung
+    assert "11 % rung 0" in rows[n["m3"]] and "not comparable" in rows[n["m3"]] and "dominated" not in rows[n["m3"]]
+    for r in s.front:
+        if r.number != n["top"]:
+            assert "100 %" in rows[r.number]  # trained in full at once
+    assert "rows below 100 % are not comparable" in " ".join(text.split())
+
+
+JSON_KEYS = {"study", "storage", "budget", "reference", "counts", "front", "predictor_error", "trials"}
+JSON_TRIAL_KEYS = {"number", "state", "status", "arch_id", "accuracy", "ratio", "feasible", "reason", "params", "config",
+                   "cost", "throughput", "constraints", "train", "env", "duplicate_of", "retry_of", "host", "duration_s",
+                   "completed_at", "row", "label", "reference_throughput", "checkpoint", "paper_model", "accuracy_ci",
+                   "rung", "rungs", "fidelity", "budget_verdict", "ratio_ci_coverage", "delta_to_reference",
+                   "predicted_ratio"}
+
+
+def test_show_csv_and_json_carry_rungs_and_predicted_infeasible(shstore, tmp_path, capsys):
+    """show --csv: status predicted-infeasible with its prediction, each trial's rung, fidelity and
+    rungs; show --json: the same, under keys that stay as they are (scripts read them)."""
+    import json
+
+    import pandas as pd
+
+    from evit_search.cli import main
+
+    store, n = shstore
+    assert main(["show", store.name, "--storage", store.url, "--all", "--csv", str(tmp_path / "t.csv"),
+                 "--json", str(tmp_path / "t.json")]) == 0
+    assert "predicted-infeasible" in capsys.readouterr().out
+    df = pd.read_csv(tmp_path / "t.csv").set_index("number")
+    skipped = df.loc[n["skipped"]]
+    assert skipped["status"] == "predicted-infeasible" and skipped["predicted_ratio"] == 0.6
+    assert not skipped["feasible"] and pd.isna(skipped["accuracy"]) and pd.isna(skipped["torch-cpu_ratio"])
+    top, low = df.loc[n["top"]], df.loc[n["low"]]
+    assert (top["rung"], top["fidelity"], top["accuracy"], top["test_top1"]) == (2, 1.0, 80.0, 79.0)
+    assert [e["top1"] for e in json.loads(top["rungs"])] == [45.0, 60.0, 80.0]
+    assert (low["rung"], low["accuracy"]) == (0, 40.0) and low["fidelity"] == pytest.approx(1 / 9)
+    assert pd.isna(df.loc[0, "rung"]) and df.loc[0, "fidelity"] == 1.0  # trained in full at once
+
+    payload = json.loads((tmp_path / "t.json").read_text())
+    assert set(payload) == JSON_KEYS
+    trials = {t["number"]: t for t in payload["trials"]}
+    assert all(set(t) == JSON_TRIAL_KEYS for t in trials.values())
+    assert trials[n["skipped"]]["status"] == "predicted-infeasible" and payload["counts"]["predicted-infeasible"] == 1
+    assert trials[n["skipped"]]["predicted_ratio"] == 0.6 and trials[n["top"]]["predicted_ratio"] is None
+    assert trials[n["top"]]["rung"] == 2 and [e["rung"] for e in trials[n["top"]]["rungs"]] == [0, 1, 2]
+    assert trials[n["low"]]["fidelity"] == pytest.approx(1 / 9) and trials[n["m3"]]["paper_model"] == "efficientvit_m3"
+    assert n["top"] in payload["front"] and n["low"] not in payload["front"]

@@ -55,7 +55,7 @@ def front_table(s: st.Summary, attrs: dict) -> Table:
     # backends measured beside the budget's one (run --also-measure), in the order stored
     extra = list(dict.fromkeys(b for r in s.records for b in list(r.throughput)[1:]))
     knobs = [col for col, _ in st.KNOBS[:6]]
-    for col in ("trial", *knobs, "params M", "FLOPs M", "img/s", "ratio [CI]", "budget", "val top-1 %",
+    for col in ("trial", *knobs, "params M", "FLOPs M", "img/s", "ratio [CI]", "budget", "val top-1 %", "trained",
                 "Δ vs ref [95 % CI]", "same as", "test top-1 %", *(f"{b} ratio" for b in extra)):
         t.add_column(col, justify="left" if col in ("C", "L", "H", "budget", "Δ vs ref [95 % CI]", "same as")
                      else "right")
@@ -65,28 +65,50 @@ def front_table(s: st.Summary, attrs: dict) -> Table:
     t.add_row("ref", *(st.stage_values(ref_cfg, key) for _, key in st.KNOBS[:6]),
               fmt(ref_cost.get("params_m"), 2), fmt(ref_cost.get("flops_m"), 0), fmt(sessions.median), "1.00", "",
               fmt(ref_res.get("top1"), 2) + (f" ± {ref_res['top1_sd']:.2f}" if ref_res.get("top1_sd") is not None else ""),
-              f"{noise.n} seeds" if noise.n else "-", "", fmt(ref_res.get("test_top1"), 2),
+              "100 %" if ref_res.get("top1") is not None else "-", f"{noise.n} seeds" if noise.n else "-", "", fmt(ref_res.get("test_top1"), 2),
               *("1.00" for _ in extra), style="bold")
     for r in s.front:
         t.add_row(_trial_label(r), *(st.stage_values(r.config, key) for _, key in st.KNOBS[:6]),
                   fmt((r.cost or {}).get("params_m"), 2), fmt((r.cost or {}).get("flops_m"), 0), fmt(r.images_per_s),
-                  _ratio_cell(r), r.budget_verdict or "-", f"{r.accuracy:.2f}", delta_text(delta_to_reference(r, noise)),
+                  _ratio_cell(r), r.budget_verdict or "-", f"{r.accuracy:.2f}", trained_text(r),
+                  delta_text(delta_to_reference(r, noise)),
                   " ".join(f"#{n}" for n in same.get(r.number, [])), fmt((r.train or {}).get("test_top1"), 2),
                   *(_ratio_text(r.throughput.get(b)) for b in extra))
-    for r, where in paper_models_off_the_front(s):
+    lower = st.lower_rung_front(s.records)
+    for r in lower:  # may yet join the front: their accuracy is a rung's, not comparable to the rows above
         t.add_row(_trial_label(r), *(st.stage_values(r.config, key) for _, key in st.KNOBS[:6]),
                   fmt((r.cost or {}).get("params_m"), 2), fmt((r.cost or {}).get("flops_m"), 0), fmt(r.images_per_s),
-                  _ratio_cell(r), r.budget_verdict or "-", fmt(r.accuracy, 2), where, "",
+                  _ratio_cell(r), r.budget_verdict or "-", fmt(r.accuracy, 2), trained_text(r), NOT_COMPARABLE, "",
+                  "-", *(_ratio_text(r.throughput.get(b)) for b in extra), style="italic")
+    shown = {r.number for r in lower}
+    for r, where in paper_models_off_the_front(s):
+        if r.number in shown:
+            continue
+        t.add_row(_trial_label(r), *(st.stage_values(r.config, key) for _, key in st.KNOBS[:6]),
+                  fmt((r.cost or {}).get("params_m"), 2), fmt((r.cost or {}).get("flops_m"), 0), fmt(r.images_per_s),
+                  _ratio_cell(r), r.budget_verdict or "-", fmt(r.accuracy, 2), trained_text(r), where, "",
                   fmt((r.train or {}).get("test_top1"), 2),
                   *(_ratio_text(r.throughput.get(b)) for b in extra), style="dim")
     # the ref row's img/s is the median over the sessions; each ratio is to its own session's reference
     t.caption = (("no feasible candidate was trained yet. " if not s.front else
                   f"val top-1: the split candidates are selected on (held out from train); test top-1: reported, never "
                   f"selected on. {noise.describe()}; Δ: one candidate run against the reference's mean, 95 % Student-t "
-                  f"interval from the reference's seed SD. 'same as': front members it cannot be told apart from. ")
+                  f"interval from the reference's seed SD. 'same as': front members it cannot be told apart from. "
+                  f"trained: the share of the protocol's training behind the val top-1 (rung r of successive halving); "
+                  f"the front holds fully trained candidates only, rows below 100 % are {NOT_COMPARABLE} ")
                  + RATIO_CAPTION
                  + sessions.text())
     return t
+
+
+NOT_COMPARABLE = "not comparable: a lower rung's accuracy"
+
+
+def trained_text(r: st.TrialRecord) -> str:
+    """How much of the protocol's training the accuracy reflects: ``100 %``, ``11 % rung 0``."""
+    if r.accuracy is None or r.fidelity is None:
+        return "-"
+    return f"{100 * r.fidelity:.0f} %" + (f" rung {r.rung}" if r.rung is not None else "")
 
 
 def _trial_label(r: st.TrialRecord) -> str:
@@ -100,7 +122,9 @@ def paper_models_off_the_front(s: st.Summary) -> list[tuple[st.TrialRecord, str]
     for r in s.records:
         if not r.paper_model or r.number in on_front or r.status == "duplicate":
             continue
-        if r.status == "ok":
+        if r.status == "ok" and (r.fidelity or 1.0) < 1.0:  # a rung's accuracy says nothing against the front's
+            out.append((r, f"{NOT_COMPARABLE}; not promoted yet"))
+        elif r.status == "ok":
             by = next((f.number for f in s.front if f.accuracy >= r.accuracy and f.ratio >= r.ratio), None)
             out.append((r, f"dominated by #{by}" if by is not None else "dominated"))
         else:
@@ -112,9 +136,7 @@ def trials_table(s: st.Summary) -> Table:
     t = Table("trial", "status", "val top-1 %", "trained", "ratio", "budget", "params M", "FLOPs M", "knobs", "reason",
               title="all trials (val top-1 after the share of the protocol's training in 'trained')")
     for r in s.records:
-        fid = f"{100 * r.fidelity:.0f} %" + (f" rung {r.rung}" if r.rung is not None else "") \
-            if r.fidelity is not None and r.accuracy is not None else "-"
-        t.add_row(_trial_label(r), r.status, fmt(r.accuracy, 2), fid, fmt(r.ratio, 3), r.budget_verdict or "-",
+        t.add_row(_trial_label(r), r.status, fmt(r.accuracy, 2), trained_text(r), fmt(r.ratio, 3), r.budget_verdict or "-",
                   fmt((r.cost or {}).get("params_m"), 2),
                   fmt((r.cost or {}).get("flops_m"), 0), r.knob_text(), r.reason or "")
     return t

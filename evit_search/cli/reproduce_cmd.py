@@ -34,7 +34,7 @@ def add(sub) -> None:
     p.add_argument("table", choices=["table2", "table3", "tables", "deploy", "search"],
                    help="table2, table3, tables (both: the paper's 21 peers and M0-M5), deploy, or search (full "
                         "training vs successive halving vs successive halving with the throughput model, --minutes each)")
-    p.add_argument("--minutes", type=positive_float, default=30.0, help="bench search: minutes per arm (default 30)")
+    p.add_argument("--minutes", type=positive_float, default=30.0, help="bench search: CPU minutes per arm (default 30)")
     p.add_argument("--space", default="efficientvit", help="bench search: the space (default efficientvit)")
     p.add_argument("--budget", default="1.25x", help="bench search: the budget (default 1.25x)")
     p.add_argument("--models", help="comma-separated paper names or timm names (default: all); M4 is always measured")
@@ -257,7 +257,8 @@ def run_search_bench(args) -> int:
     with progress(console) as prog:
         arms = search_bench.run_arms(rc, args.minutes, folder, rich_hooks(prog, "search bench"))
     desc = (f"Space `{args.space}`, budget {args.budget}, protocol `{args.protocol}` on {args.data}, seed {args.seed}, "
-            f"{args.minutes:g} min per arm, one arm after the other; studies in {folder}.")
-    files = search_bench.write_report(arms, parse_budget(args.budget).min_ratio or 1.0, Path(args.reports), desc)
+            f"{args.minutes:g} CPU min per arm, one arm after the other; studies in {folder}.")
+    files = search_bench.write_report(arms, parse_budget(args.budget).min_ratio or 1.0, Path(args.reports), desc,
+                                      budget_cpu_s=args.minutes * 60)
     console.print("wrote " + ", ".join(str(p) for p in files.as_dict().values()))
     return 0

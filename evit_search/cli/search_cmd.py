@@ -183,6 +183,7 @@ def run_show(args) -> int:
                    "reference": {"model": attrs.get("reference"), **(attrs.get("reference_result") or {})},
                    "counts": s.counts, "front": [r.number for r in s.front], "predictor_error": err,
                    "trials": [{**r.to_dict(), "budget_verdict": r.budget_verdict,
+                               "predicted_ratio": r.attrs.get("predicted_ratio"),
                                "ratio_ci_coverage": stored_ci_coverage(r.primary_throughput),
                                "delta_to_reference": _delta_json(delta_to_reference(r, noise))} for r in s.records]}
         Path(args.json).write_text(json.dumps(st.jsonable(payload), indent=1))

@@ -81,14 +81,16 @@ class Worker:
                 self._data = (prepare_data(bundle, protocol), protocol)
         return self._data
 
-    def run(self, n_trials: int | None, deadline: float | None, on_trial: TrialCallback | None = None) -> int:
+    def run(self, n_trials: int | None, deadline: float | None, on_trial: TrialCallback | None = None,
+            stop: Callable[[], bool] | None = None) -> int:
         """Trials until ``n_trials`` new architectures were evaluated (duplicates and invalid
         samples do not count) or the deadline passes; with successive halving, a promotion comes
         before a new trial, and promotions go on until none is due. Returns how many new
-        architectures were evaluated."""
+        architectures were evaluated. ``stop``: asked before each trial or promotion, ends the run
+        when true (the search benchmark's CPU-time budget)."""
         store = self.open()
         done = repeats = 0
-        while deadline is None or time.time() < deadline:
+        while (deadline is None or time.time() < deadline) and not (stop and stop()):
             job = self._next_promotion(store) if self.rc.fidelity == "sh" else None
             if job is not None:
                 out = self._promote(store, *job)

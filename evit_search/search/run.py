@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 import efficientvit
 
@@ -49,7 +50,10 @@ def open_run_study(rc: RunConfig, space: SearchSpace) -> st.StudyStore:
     return st.create_study(rc.study, rc.storage, attrs, rc.resume_key())
 
 
-def run_search(rc: RunConfig, hooks: Hooks) -> RunOutcome:
+def run_search(rc: RunConfig, hooks: Hooks, stop: Callable[[], bool] | None = None) -> RunOutcome:
+    """The run: ``stop`` (one worker only) is asked before each trial and ends the run when true."""
+    if stop is not None and rc.jobs != 1:
+        raise ValueError("run_search: a stop condition needs jobs=1")
     deadline = time.time() + rc.timeout if rc.timeout else None  # counted from the command's start
     space, budget = check_run_config(rc)
     worker = Worker(rc)
@@ -86,7 +90,7 @@ def run_search(rc: RunConfig, hooks: Hooks) -> RunOutcome:
             refresh()
             hooks.trial(outcome)
 
-        worker.run(rc.trials, deadline, on_trial=on_trial)
+        worker.run(rc.trials, deadline, on_trial=on_trial, stop=stop)
     else:
         ctx = mp.get_context("spawn")
         procs = [ctx.Process(target=worker_entry, args=(asdict(rc), n, deadline), daemon=False)

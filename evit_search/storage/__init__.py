@@ -10,6 +10,7 @@ from .records import (
                       TrialRecord,
                       jsonable,
                       knob_text,
+                      lower_rung_front,
                       measurement_attr,
                       pareto_front,
                       stage_values,
@@ -32,6 +33,6 @@ from .urls import (
 
 __all__ = ["DEFAULT_DB", "FINISHED", "KIND_ATTR", "KNOBS", "SAMPLERS", "Claim", "StudyStore", "Summary", "TrialHandle",
            "TrialRecord", "create_study", "default_storage_url", "display_url", "jsonable", "knob_text",
-           "list_studies", "load_study", "local_path", "make_sampler", "measurement_attr", "normalize_url",
-           "open_storage", "pareto_front", "stage_values", "status_counts", "storage_identity", "storage_lock",
-           "summarize", "to_dataframe"]
+           "list_studies", "load_study", "local_path", "lower_rung_front", "make_sampler", "measurement_attr",
+           "normalize_url", "open_storage", "pareto_front", "stage_values", "status_counts", "storage_identity",
+           "storage_lock", "summarize", "to_dataframe"]

@@ -156,6 +156,23 @@ def pareto_front(recs: list[TrialRecord]) -> list[TrialRecord]:
     return sorted(front, key=lambda r: -r.ratio)
 
 
+def lower_rung_front(recs: list[TrialRecord]) -> list[TrialRecord]:
+    """Feasible candidates whose accuracy is still a lower rung's of successive halving (not
+    trained in full) that no other candidate dominates at that rung, by the accuracies every
+    candidate had at that rung: the ones that may yet join the front. Lowest rung last, fastest
+    first within a rung. Their accuracy is not comparable to a fully trained one's."""
+    ok = [r for r in recs if r.state == "complete" and r.feasible is not False and r.ratio is not None and r.rungs]
+    out = []
+    for r in sorted((r for r in ok if r.fidelity is not None and r.fidelity < 1.0 and r.accuracy is not None),
+                    key=lambda r: (-(r.rung or 0), -r.ratio)):
+        at = {o.number: e["top1"] for o in ok for e in o.rungs if e["rung"] == r.rung and e.get("top1") is not None}
+        mine = at.get(r.number, r.accuracy)
+        if not any(n != r.number and a >= mine and o.ratio >= r.ratio and (a > mine or o.ratio > r.ratio)
+                   for o in ok for n, a in ((o.number, at.get(o.number)),) if a is not None):
+            out.append(r)
+    return out
+
+
 def status_counts(recs: list[TrialRecord]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for r in recs:
