@@ -222,15 +222,41 @@ def test_the_parents_summary_reads_hold_the_host_lock(tmp_path, monkeypatch):
     assert reads == [True, True, True]  # after each trial and once at the end
 
 
-def test_a_stale_checkpoint_of_another_study_is_never_reused(tmp_path):
-    """Two studies in two databases share a runs folder: trial 0 of each has its own weights."""
-    runs = tmp_path / "runs"
-    a = run_search(_rc(tmp_path, storage=str(tmp_path / "a.db"), runs_dir=str(runs)), Hooks())
-    b = run_search(_rc(tmp_path, storage=str(tmp_path / "b.db"), runs_dir=str(runs), per_class=20), Hooks())
-    ra, rb = a.store.records()[0], b.store.records()[0]
-    assert ra.status == rb.status == "ok" and ra.arch_id == rb.arch_id  # the same first draw, the same folder
-    assert rb.train["splits"]["train"] < ra.train["splits"]["train"]  # trained on its own, smaller subset
-    assert rb.train["history"][0]["seconds"] != ra.train["history"][0]["seconds"]
+# what tells the stale checkpoint from the run's own, per case: nothing else differs
+STALE = {"study": {"study_uid"}, "storage": {"storage", "study_uid"}, "subset": {"per_class", "data_fingerprint"}}
+
+
+@pytest.mark.parametrize("case", list(STALE))
+def test_a_stale_checkpoint_is_never_reused(tmp_path, case):
+    """Trial 0 trained, then the same folder (same runs dir, study name, trial and architecture)
+    trained for a study of the same name made anew in the same storage, for one in another storage,
+    or for the same study on another data subset: the stale checkpoint is set aside, never resumed
+    from, and the run trains afresh on its own data."""
+    import optuna
+    import torch
+
+    from efficientvit import EfficientViTConfig
+
+    runs = str(tmp_path / "runs")
+    first = run_search(_rc(tmp_path, runs_dir=runs), Hooks())
+    r0 = first.store.records()[0]
+    assert r0.status == "ok", r0.reason
+    (last,) = (tmp_path / "runs").rglob("last.pt")
+    old_key = torch.load(last, weights_only=False)["key"]
+    if case == "study":
+        optuna.delete_study(study_name="w", storage=st.open_storage(first.store.url, create=False))
+    rc = _rc(tmp_path, runs_dir=runs, **{"storage": {"storage": str(tmp_path / "b.db")}, "subset": {"per_class": 20},
+                                         "study": {}}[case])
+    worker = Worker(rc)
+    store = st.load_study("w", rc.storage) if case == "subset" else open_run_study(rc, worker.space)
+    res, _ = worker._train(EfficientViTConfig.from_dict(r0.config), store, r0.number, 0)
+    assert res.status == "ok", res.reason
+    assert last.with_suffix(".other.pt").is_file()  # set aside, not resumed from
+    new_key = torch.load(last, weights_only=False)["key"]
+    assert {k for k in old_key.keys() | new_key.keys() if old_key.get(k) != new_key.get(k)} == STALE[case]
+    assert res.history[0]["seconds"] != r0.train["history"][0]["seconds"]  # trained, not read back
+    if case == "subset":
+        assert res.to_dict()["splits"]["train"] < r0.train["splits"]["train"]  # on its own, smaller subset
 
 
 # --------------------------------------------------------------------------- several processes

@@ -26,6 +26,7 @@ import sys
 import time
 import warnings
 from dataclasses import replace
+from pathlib import Path
 from typing import Callable
 
 import efficientvit
@@ -307,7 +308,9 @@ class Worker:
         data, protocol = self.data()
         folder = self.rc.runs_root() / store.name / f"trial-{number}-{cfg.arch_id()[:8]}"
         key = {"storage": st.storage_identity(self.rc.storage), "study_uid": store.attrs.get("study_uid"),
-               "trial": number, "data": self.rc.data, "classes": self.rc.classes, "per_class": self.rc.per_class}
+               "trial": number, "data": self.rc.data, "classes": self.rc.classes, "per_class": self.rc.per_class,
+               "data_dir": str(Path(self.rc.data_dir).resolve()) if self.rc.data_dir else None,
+               "data_fingerprint": data.fingerprint()}
         res = train(cfg, data, protocol, seed=self.rc.seed, threads=self.rc.train_threads, device=self.rc.device,
                     precision=self.rc.precision, checkpoint_dir=folder / "epochs", run_key=key, fresh_on_mismatch=True,
                     until=self.rungs[rung])
