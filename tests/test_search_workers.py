@@ -376,6 +376,34 @@ def test_a_killed_search_leaves_nothing_behind(tmp_path):
     assert len(evaluated) == len(set(evaluated)) >= 2  # the restart's --trials 2: two new architectures
 
 
+def test_killing_run_kills_its_jobs_workers_and_a_new_run_cleans_up(tmp_path):
+    """kill -9 of ``run --jobs 2`` mid-measurement: both workers and their timing processes die
+    with it (none trains on for a parent that is gone); the next ``run`` on the host removes their
+    measurement folders at its start, before it measures anything."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    proc = subprocess.Popen(["nice", "-n", "19", sys.executable, "-m", "evit_search", "run", *BASE, "--trials", "4",
+                             "--jobs", "2", "--storage", str(tmp_path / "s.db"), "--study", "k", "--no-train-reference",
+                             "--no-paper-models", "--measure-seconds", "8"],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    timing = []
+    assert _wait_for(lambda: bool(timing.extend(c for w in _children(proc.pid) if (c := _timing_child(w))) or timing),
+                     600)
+    workers = [c for c in _children(proc.pid) if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text(errors="ignore")]
+    assert len(workers) == 2  # (beside them, multiprocessing's resource tracker)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert _wait_for(lambda: not any(_running(p) for p in [*workers, *timing]), 5)
+    left = list(tmp.glob("evit-measure-*"))
+    assert left  # a killed worker cannot remove its own folder
+    # another study, all of it over a params limit: nothing is measured, so only the start cleans up
+    again = cli("run", *CHEAP, "--trials", "1", "--storage", str(tmp_path / "s.db"), "--study", "k2",
+                "--no-train-reference", "--no-paper-models", cwd=tmp_path, env=env)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert not [d for d in left if d.exists()]
+
+
 def test_a_killed_worker_makes_the_run_fail(tmp_path):
     """One of two workers killed: the other goes on, the summary counts what is left, the run
     exits non-zero and says so."""

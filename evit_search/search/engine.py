@@ -37,7 +37,7 @@ from .. import storage as st
 from ..errors import UserError
 from ..measure.cost import count_cost
 from ..measure.records import ModelSpec
-from ..measure.runner import measure
+from ..measure.runner import die_with_parent, measure
 from ..training.data import load_dataset
 from ..training.protocols import get_protocol
 from ..training.splits import prepare_data
@@ -339,8 +339,11 @@ def default_train_threads(jobs: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, jobs))
 
 
-def worker_entry(rc_dict: dict, n_trials: int | None, deadline: float | None) -> None:
-    """Entry point of a ``--jobs`` worker process: a user's mistake is one line and exit 2."""
+def worker_entry(rc_dict: dict, n_trials: int | None, deadline: float | None, parent_pid: int | None = None) -> None:
+    """Entry point of a ``--jobs`` worker process: a user's mistake is one line and exit 2. It
+    dies with the ``run`` that started it (``kill -9`` of the parent leaves no worker training on;
+    its trial is marked interrupted by the next start)."""
+    die_with_parent(parent_pid)
     warnings.filterwarnings("ignore")
     logging.getLogger("optuna").setLevel(logging.WARNING)
     rc = RunConfig(**rc_dict)
