@@ -544,3 +544,37 @@ def test_zero_cost_scores_are_stored_and_the_prefilter_screens_without_training(
 def test_prefilter_needs_the_scores(tmp_path):
     with pytest.raises(Exception, match="--prefilter=synflow:0.5 needs the zero-cost scores"):
         Worker(_rc(tmp_path, prefilter="synflow:0.5", zerocost=False))
+
+
+def test_two_urls_for_one_postgresql_database_share_identity_and_lock(postgres):  # noqa: F811
+    """Another host name, a (trust-ignored) password and a query string reach the same database:
+    one storage identity (checkpoints, runs folder) and one lock; another database gets its own."""
+    import threading
+
+    import sqlalchemy
+
+    from evit_search.storage import urls
+
+    port = postgres.rsplit(":", 1)[1].split("/")[0]
+    other = f"postgresql+psycopg2://postgres:secret@localhost:{port}/evit?application_name=w"
+    engine = sqlalchemy.create_engine(postgres, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sqlalchemy.text("CREATE DATABASE evit2"))
+    engine.dispose()
+    second_db = postgres.rsplit("/", 1)[0] + "/evit2"
+    assert st.storage_identity(postgres) == st.storage_identity(other) != st.storage_identity(second_db)
+    urls._SERVER_IDS.clear()  # the lock asks the server itself, not a cache filled above
+    got = threading.Event()
+
+    def take(url):
+        with st.storage_lock(url):
+            got.set()
+
+    with st.storage_lock(postgres):
+        t = threading.Thread(target=take, args=(other,))
+        t.start()
+        assert not got.wait(1.5)  # the same database's lock, through another URL: it waits
+        with st.storage_lock(second_db):  # another database's lock is another lock
+            pass
+    assert got.wait(10)
+    t.join()
