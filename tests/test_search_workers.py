@@ -430,6 +430,23 @@ def test_a_workers_user_error_is_one_line_and_the_run_fails(tmp_path):
     assert bad.stderr.strip().count("\n") == 0 and "was created with budget='0.5x'" in bad.stderr
 
 
+def test_a_jobs_workers_user_error_is_one_line_and_exit_2(tmp_path):
+    """A ``--jobs`` worker that meets a user's mistake prints one line naming itself, no
+    traceback, and exits 2 (which makes ``run`` fail: RunOutcome.shortfall)."""
+    from dataclasses import asdict
+
+    from evit_search.search.run import RunOutcome
+
+    rc = asdict(_rc(tmp_path, prefilter="synflow:0.5", zerocost=False))
+    code = f"from evit_search.search.engine import worker_entry; worker_entry({rc!r}, 1, None)"
+    out = subprocess.run(["nice", "-n", "19", sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    (line,) = out.stderr.strip().splitlines()
+    assert line.startswith("evit-search run (worker ") and "needs the zero-cost scores" in line
+    why = RunOutcome(None, None, 0, 0, False, [out.returncode]).shortfall(1)
+    assert why.startswith("1 worker(s) exited with an error (exit codes [2])")
+
+
 def test_no_timed_segment_overlaps_held_heavy_work(tmp_path, monkeypatch):
     """A trial (cost, measurement, training) and another trainer run side by side in this process;
     with a logical clock, every timed segment falls outside every interval of shared heavy work,
