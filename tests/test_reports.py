@@ -308,3 +308,27 @@ def test_show_csv_and_json_carry_rungs_and_predicted_infeasible(shstore, tmp_pat
     assert trials[n["top"]]["rung"] == 2 and [e["rung"] for e in trials[n["top"]]["rungs"]] == [0, 1, 2]
     assert trials[n["low"]]["fidelity"] == pytest.approx(1 / 9) and trials[n["m3"]]["paper_model"] == "efficientvit_m3"
     assert n["top"] in payload["front"] and n["low"] not in payload["front"]
+
+
+def test_the_summary_lines_best_is_the_front_tables_row(bstore):
+    """One source for both: the status line names the trial, accuracy and ratio of the front
+    table's most accurate row, as that row prints them."""
+    import re
+
+    from evit_search.cli.render import status_line
+
+    store, _ = bstore
+    s = store.summary()
+    console = Console(width=300, record=True)
+    console.print(front_table(s, store.attrs))
+    lines = console.export_text().splitlines()
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in lines
+            if line.startswith("│") and line.split("│")[1].strip()[:1].isdigit()]
+    header = next(line for line in lines if "ratio [CI]" in line)
+    cols = [c.strip() for c in header.split("┃")[1:-1]]
+    acc, ratio = cols.index("val top-1 %"), cols.index("ratio [CI]")
+    front_rows = rows[:len(s.front)]  # the paper's models off the front come after, dimmed
+    best_row = max(front_rows, key=lambda r: float(r[acc]))
+    m = re.search(r"best on the front: trial (.+?), ([\d.]+)% at ([\d.]+)x", status_line(s))
+    assert m, status_line(s)
+    assert m.group(1) == best_row[0] and m.group(2) == best_row[acc] and m.group(3) == best_row[ratio].split()[0]

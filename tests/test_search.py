@@ -260,3 +260,25 @@ def test_two_workers_on_postgresql(postgres, tmp_path):
 def test_unreachable_storage_is_one_line(tmp_path):
     out = cli("show", "x", "--storage", "postgresql+psycopg2://postgres@127.0.0.1:1/none", timeout=120)
     assert out.returncode == 2 and "cannot open storage" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_closing_hint_works_as_printed_from_any_folder(tmp_path):
+    """``run`` into ``sqlite:///relative.db`` (made in the folder it ran from) ends with commands
+    that name the storage by its absolute path: run from another folder, as printed, they work."""
+    import shlex
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    cheap = [x if x != "0.5x" else "params<0.001M" for x in BASE]
+    out = cli("run", *cheap, "--trials", "1", "--storage", "sqlite:///rel.db", "--study", "h", "--no-train-reference",
+              "--no-paper-models", cwd=a)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (a / "rel.db").is_file()
+    hints = [line.strip() for line in out.stdout.splitlines() if line.strip().startswith("evit-search ")]
+    assert [h.split()[1] for h in hints] == ["show", "report", "tui"]
+    assert f"--storage sqlite:///{a / 'rel.db'}" in hints[0]
+    show = shlex.split(hints[0])[1:]
+    again = cli(*show, cwd=b)
+    assert again.returncode == 0 and "trials 1" in again.stdout, again.stderr[-2000:]
+    assert not (b / "rel.db").exists()

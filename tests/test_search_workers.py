@@ -222,50 +222,108 @@ def test_the_parents_summary_reads_hold_the_host_lock(tmp_path, monkeypatch):
     assert reads == [True, True, True]  # after each trial and once at the end
 
 
-def test_a_stale_checkpoint_of_another_study_is_never_reused(tmp_path):
-    """Two studies in two databases share a runs folder: trial 0 of each has its own weights."""
-    runs = tmp_path / "runs"
-    a = run_search(_rc(tmp_path, storage=str(tmp_path / "a.db"), runs_dir=str(runs)), Hooks())
-    b = run_search(_rc(tmp_path, storage=str(tmp_path / "b.db"), runs_dir=str(runs), per_class=20), Hooks())
-    ra, rb = a.store.records()[0], b.store.records()[0]
-    assert ra.status == rb.status == "ok" and ra.arch_id == rb.arch_id  # the same first draw, the same folder
-    assert rb.train["splits"]["train"] < ra.train["splits"]["train"]  # trained on its own, smaller subset
-    assert rb.train["history"][0]["seconds"] != ra.train["history"][0]["seconds"]
+# what tells the stale checkpoint from the run's own, per case: nothing else differs
+STALE = {"study": {"study_uid"}, "storage": {"storage", "study_uid"}, "subset": {"per_class", "data_fingerprint"}}
+
+
+@pytest.mark.parametrize("case", list(STALE))
+def test_a_stale_checkpoint_is_never_reused(tmp_path, case):
+    """Trial 0 trained, then the same folder (same runs dir, study name, trial and architecture)
+    trained for a study of the same name made anew in the same storage, for one in another storage,
+    or for the same study on another data subset: the stale checkpoint is set aside, never resumed
+    from, and the run trains afresh on its own data."""
+    import optuna
+    import torch
+
+    from efficientvit import EfficientViTConfig
+
+    runs = str(tmp_path / "runs")
+    first = run_search(_rc(tmp_path, runs_dir=runs), Hooks())
+    r0 = first.store.records()[0]
+    assert r0.status == "ok", r0.reason
+    (last,) = (tmp_path / "runs").rglob("last.pt")
+    old_key = torch.load(last, weights_only=False)["key"]
+    if case == "study":
+        optuna.delete_study(study_name="w", storage=st.open_storage(first.store.url, create=False))
+    rc = _rc(tmp_path, runs_dir=runs, **{"storage": {"storage": str(tmp_path / "b.db")}, "subset": {"per_class": 20},
+                                         "study": {}}[case])
+    worker = Worker(rc)
+    store = st.load_study("w", rc.storage) if case == "subset" else open_run_study(rc, worker.space)
+    res, _ = worker._train(EfficientViTConfig.from_dict(r0.config), store, r0.number, 0)
+    assert res.status == "ok", res.reason
+    assert last.with_suffix(".other.pt").is_file()  # set aside, not resumed from
+    new_key = torch.load(last, weights_only=False)["key"]
+    assert {k for k in old_key.keys() | new_key.keys() if old_key.get(k) != new_key.get(k)} == STALE[case]
+    assert res.history[0]["seconds"] != r0.train["history"][0]["seconds"]  # trained, not read back
+    if case == "subset":
+        assert res.to_dict()["splits"]["train"] < r0.train["splits"]["train"]  # on its own, smaller subset
 
 
 # --------------------------------------------------------------------------- several processes
-def _start(args, tmp_path, n):
-    procs = [subprocess.Popen([sys.executable, "-m", "evit_search", *args], cwd=tmp_path, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(n)]
-    return [(p, *p.communicate(timeout=900)) for p in procs]
+# every trial is over a params limit no architecture of the tiny space meets: it is claimed (the
+# step under test), counted and stored as infeasible in well under a second, never timed or trained
+CHEAP = [a if a != "0.5x" else "params<0.001M" for a in BASE]
+# each process imports everything, says it is ready, then waits for one file: all of them enter
+# `run` within milliseconds, so creating the schema, the study and the claims race for real
+BARRIER = """
+import os, sys, time
+from pathlib import Path
+import evit_search.search.run, evit_search.storage  # the slow imports, before the barrier
+from evit_search.cli import main
+Path(sys.argv[1], str(os.getpid())).touch()
+go = Path(sys.argv[1], "go")
+while not go.exists():
+    time.sleep(0.005)
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def _start_together(args, tmp_path, n):
+    """``n`` processes of ``evit-search *args`` released at one instant; (process, stdout, stderr)."""
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    procs = [subprocess.Popen(["nice", "-n", "19", sys.executable, "-c", BARRIER, str(gate), *args], cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(n)]
+    def ready():
+        return len(list(gate.iterdir())) >= n or any(p.poll() is not None for p in procs)
+
+    assert _wait_for(ready, 300)
+    (gate / "go").touch()
+    return [(p, *p.communicate(timeout=300)) for p in procs]
 
 
 def _distinct_archs(url, name, expected_new):
     study = st.load_study(name, url)
     recs = study.records()
-    trained = [r.arch_id for r in recs if r.status in ("ok", "infeasible")]
-    assert len(trained) == len(set(trained)), "an architecture was evaluated twice"
-    assert sum(1 for r in recs if r.status not in ("duplicate", "invalid")) >= expected_new
+    evaluated = [r.arch_id for r in recs if r.status not in ("duplicate", "invalid")]
+    assert len(evaluated) == len(set(evaluated)), "an architecture was evaluated twice"
+    assert len(evaluated) == expected_new  # each worker's --trials counts new architectures
+    assert all(r.status == "infeasible" and r.reason == "over the params/FLOPs limit" for r in recs
+               if r.status not in ("duplicate", "invalid"))
     assert not [r for r in recs if r.status == "running"]
 
 
-@pytest.mark.parametrize("n", [4])  # two workers: test_search.py's --jobs 2 runs
+def _race(url, tmp_path, name, n, trials=3):
+    args = ["run", *CHEAP, "--trials", str(trials), "--storage", url, "--study", name, "--no-train-reference",
+            "--no-paper-models"]
+    outs = _start_together(args, tmp_path, n)
+    for p, out, err in outs:
+        assert p.returncode == 0, err[-2000:]
+    assert len({r.attrs.get("pid") for r in st.load_study(name, url).records()}) == n  # each did trials
+    _distinct_archs(url, name, trials * n)
+
+
+@pytest.mark.parametrize("n", [2, 4])
 def test_processes_started_at_once_on_sqlite(tmp_path, n):
-    url = f"sqlite:///{tmp_path / 'fresh.db'}"  # a fresh storage: every process races to create it
-    args = ["run", *BASE, "--trials", "2", "--storage", url, "--study", "race", "--no-train-reference", "--seed", "0"]
-    outs = _start(args, tmp_path, n)
-    for p, out, err in outs:
-        assert p.returncode == 0, err[-2000:]
-    _distinct_archs(url, "race", 2 * n)
+    """A fresh SQLite file: every process races to create the schema and the study, then to claim
+    architectures; none fails, none evaluates an architecture another did."""
+    _race(f"sqlite:///{tmp_path / 'fresh.db'}", tmp_path, "race", n)
 
 
-@pytest.mark.parametrize("n", [4])
+@pytest.mark.parametrize("n", [2, 4])
 def test_processes_started_at_once_on_postgresql(postgres, tmp_path, n):  # noqa: F811
-    args = ["run", *BASE, "--trials", "2", "--storage", postgres, "--study", f"race{n}", "--no-train-reference"]
-    outs = _start(args, tmp_path, n)
-    for p, out, err in outs:
-        assert p.returncode == 0, err[-2000:]
-    _distinct_archs(postgres, f"race{n}", 2 * n)
+    """A fresh PostgreSQL database (no schema yet), the processes released together."""
+    _race(postgres, tmp_path, "race", n)
 
 
 def _running(pid: int) -> bool:
@@ -318,6 +376,34 @@ def test_a_killed_search_leaves_nothing_behind(tmp_path):
     assert len(evaluated) == len(set(evaluated)) >= 2  # the restart's --trials 2: two new architectures
 
 
+def test_killing_run_kills_its_jobs_workers_and_a_new_run_cleans_up(tmp_path):
+    """kill -9 of ``run --jobs 2`` mid-measurement: both workers and their timing processes die
+    with it (none trains on for a parent that is gone); the next ``run`` on the host removes their
+    measurement folders at its start, before it measures anything."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    proc = subprocess.Popen(["nice", "-n", "19", sys.executable, "-m", "evit_search", "run", *BASE, "--trials", "4",
+                             "--jobs", "2", "--storage", str(tmp_path / "s.db"), "--study", "k", "--no-train-reference",
+                             "--no-paper-models", "--measure-seconds", "8"],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    timing = []
+    assert _wait_for(lambda: bool(timing.extend(c for w in _children(proc.pid) if (c := _timing_child(w))) or timing),
+                     600)
+    workers = [c for c in _children(proc.pid) if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text(errors="ignore")]
+    assert len(workers) == 2  # (beside them, multiprocessing's resource tracker)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert _wait_for(lambda: not any(_running(p) for p in [*workers, *timing]), 5)
+    left = list(tmp.glob("evit-measure-*"))
+    assert left  # a killed worker cannot remove its own folder
+    # another study, all of it over a params limit: nothing is measured, so only the start cleans up
+    again = cli("run", *CHEAP, "--trials", "1", "--storage", str(tmp_path / "s.db"), "--study", "k2",
+                "--no-train-reference", "--no-paper-models", cwd=tmp_path, env=env)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert not [d for d in left if d.exists()]
+
+
 def test_a_killed_worker_makes_the_run_fail(tmp_path):
     """One of two workers killed: the other goes on, the summary counts what is left, the run
     exits non-zero and says so."""
@@ -342,6 +428,23 @@ def test_a_workers_user_error_is_one_line_and_the_run_fails(tmp_path):
               "--budget", "0.6x", cwd=tmp_path)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().count("\n") == 0 and "was created with budget='0.5x'" in bad.stderr
+
+
+def test_a_jobs_workers_user_error_is_one_line_and_exit_2(tmp_path):
+    """A ``--jobs`` worker that meets a user's mistake prints one line naming itself, no
+    traceback, and exits 2 (which makes ``run`` fail: RunOutcome.shortfall)."""
+    from dataclasses import asdict
+
+    from evit_search.search.run import RunOutcome
+
+    rc = asdict(_rc(tmp_path, prefilter="synflow:0.5", zerocost=False))
+    code = f"from evit_search.search.engine import worker_entry; worker_entry({rc!r}, 1, None)"
+    out = subprocess.run(["nice", "-n", "19", sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    (line,) = out.stderr.strip().splitlines()
+    assert line.startswith("evit-search run (worker ") and "needs the zero-cost scores" in line
+    why = RunOutcome(None, None, 0, 0, False, [out.returncode]).shortfall(1)
+    assert why.startswith("1 worker(s) exited with an error (exit codes [2])")
 
 
 def test_no_timed_segment_overlaps_held_heavy_work(tmp_path, monkeypatch):
@@ -458,3 +561,37 @@ def test_zero_cost_scores_are_stored_and_the_prefilter_screens_without_training(
 def test_prefilter_needs_the_scores(tmp_path):
     with pytest.raises(Exception, match="--prefilter=synflow:0.5 needs the zero-cost scores"):
         Worker(_rc(tmp_path, prefilter="synflow:0.5", zerocost=False))
+
+
+def test_two_urls_for_one_postgresql_database_share_identity_and_lock(postgres):  # noqa: F811
+    """Another host name, a (trust-ignored) password and a query string reach the same database:
+    one storage identity (checkpoints, runs folder) and one lock; another database gets its own."""
+    import threading
+
+    import sqlalchemy
+
+    from evit_search.storage import urls
+
+    port = postgres.rsplit(":", 1)[1].split("/")[0]
+    other = f"postgresql+psycopg2://postgres:secret@localhost:{port}/evit?application_name=w"
+    engine = sqlalchemy.create_engine(postgres, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sqlalchemy.text("CREATE DATABASE evit2"))
+    engine.dispose()
+    second_db = postgres.rsplit("/", 1)[0] + "/evit2"
+    assert st.storage_identity(postgres) == st.storage_identity(other) != st.storage_identity(second_db)
+    urls._SERVER_IDS.clear()  # the lock asks the server itself, not a cache filled above
+    got = threading.Event()
+
+    def take(url):
+        with st.storage_lock(url):
+            got.set()
+
+    with st.storage_lock(postgres):
+        t = threading.Thread(target=take, args=(other,))
+        t.start()
+        assert not got.wait(1.5)  # the same database's lock, through another URL: it waits
+        with st.storage_lock(second_db):  # another database's lock is another lock
+            pass
+    assert got.wait(10)
+    t.join()

@@ -22,7 +22,9 @@ def status_line(s: st.Summary, total: int | None = None) -> str:
     table shows)."""
     c = s.counts
     best = s.best
-    best_txt = f"best on the front {best.accuracy:.2f}% at {best.ratio:.2f}x" if best else "no feasible trained yet"
+    # the front table's cells, from the same record: the same trial, accuracy and ratio
+    best_txt = (f"best on the front: trial {_trial_label(best)}, {best.accuracy:.2f}% at {best.ratio:.2f}x" if best
+                else "no feasible trained yet")
     parts = [f"{k} {c.get(k, 0)}" for k in ALWAYS] + [f"{k} {v}" for k, v in sorted(c.items()) if k not in ALWAYS]
     return f"trials {s.trials}{'/' + str(total) if total else ''} | " + " | ".join(parts) + \
         f" | front {len(s.front)} | {best_txt}"

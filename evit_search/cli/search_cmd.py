@@ -6,6 +6,7 @@ parser stay fast."""
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -147,14 +148,24 @@ def run_run(args) -> int:
         out = run_search(rc, hooks)
     console.print(front_table(out.summary, out.store.attrs))
     console.print(status_line(out.summary))
-    storage = f" --storage {out.store.display_url}" if args.storage else ""
-    console.print(f"study {out.store.name!r} in {out.store.display_url}: `evit-search show {out.store.name}{storage}`, "
-                  f"`evit-search report {out.store.name}{storage}`, `evit-search tui {out.store.name}{storage}`")
+    for line in next_steps(out.store.name, out.store.display_url):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)  # never wrapped: copied as printed
     why = out.shortfall(rc.trials)
     if why:
         print(f"evit-search run: error: {why}", file=sys.stderr)
         return 1
     return 0
+
+
+def next_steps(study: str, url: str) -> list[str]:
+    """The closing hint: commands that work as printed from any folder, so the storage is always
+    named, as an absolute path for a file (a relative ``sqlite:///x.db`` is where this run put it)."""
+    tail = f"{shlex.quote(study)} --storage {shlex.quote(url)}"
+    lines = [f"study {study!r} in {url}; from any folder:"]
+    lines += [f"  evit-search {cmd} {tail}" for cmd in ("show", "report", "tui")]
+    if "***" in url.partition("://")[2].rpartition("@")[0]:
+        lines.append("  (the password is hidden: put it back in place of ***)")
+    return lines
 
 
 def run_show(args) -> int:

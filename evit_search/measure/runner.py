@@ -28,12 +28,16 @@ WORKER_MODULE = "evit_search.measure.session"  # run with -m in the measuring pr
 TMP_PREFIX = "evit-measure-"
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: be killed when the parent dies (Linux prctl PR_SET_PDEATHSIG)."""
+def die_with_parent(parent_pid: int | None = None) -> None:
+    """In a child: be killed when the parent dies (Linux prctl PR_SET_PDEATHSIG). With
+    ``parent_pid``, a parent that died before this call (the child was re-parented already) ends
+    the child at once."""
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
     except OSError:  # not Linux: a killed parent's worker finishes its session and exits
         pass
+    if parent_pid is not None and os.getppid() != parent_pid:
+        os._exit(1)
 
 
 def clean_stale_folders(tmp_root: str | None = None) -> list[Path]:
@@ -112,7 +116,7 @@ def measure(specs: list[ModelSpec], backends: Iterable[str] = ("torch-cpu",), se
         with open(Path(tmp) / "stderr.txt", "w+") as err:
             proc = subprocess.Popen([sys.executable, "-m", WORKER_MODULE, str(job_path)], stdout=subprocess.PIPE,
                                     stderr=err, text=True, env=worker_env(),
-                                    preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+                                    preexec_fn=die_with_parent if sys.platform.startswith("linux") else None)
             done = None
             error = None
             assert proc.stdout is not None

@@ -26,6 +26,7 @@ import sys
 import time
 import warnings
 from dataclasses import replace
+from pathlib import Path
 from typing import Callable
 
 import efficientvit
@@ -36,7 +37,7 @@ from .. import storage as st
 from ..errors import UserError
 from ..measure.cost import count_cost
 from ..measure.records import ModelSpec
-from ..measure.runner import measure
+from ..measure.runner import die_with_parent, measure
 from ..training.data import load_dataset
 from ..training.protocols import get_protocol
 from ..training.splits import prepare_data
@@ -309,7 +310,9 @@ class Worker:
         data, protocol = self.data()
         folder = self.rc.runs_root() / store.name / f"trial-{number}-{cfg.arch_id()[:8]}"
         key = {"storage": st.storage_identity(self.rc.storage), "study_uid": store.attrs.get("study_uid"),
-               "trial": number, "data": self.rc.data, "classes": self.rc.classes, "per_class": self.rc.per_class}
+               "trial": number, "data": self.rc.data, "classes": self.rc.classes, "per_class": self.rc.per_class,
+               "data_dir": str(Path(self.rc.data_dir).resolve()) if self.rc.data_dir else None,
+               "data_fingerprint": data.fingerprint()}
         res = train(cfg, data, protocol, seed=self.rc.seed, threads=self.rc.train_threads, device=self.rc.device,
                     precision=self.rc.precision, checkpoint_dir=folder / "epochs", run_key=key, fresh_on_mismatch=True,
                     until=self.rungs[rung])
@@ -338,8 +341,11 @@ def default_train_threads(jobs: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, jobs))
 
 
-def worker_entry(rc_dict: dict, n_trials: int | None, deadline: float | None) -> None:
-    """Entry point of a ``--jobs`` worker process: a user's mistake is one line and exit 2."""
+def worker_entry(rc_dict: dict, n_trials: int | None, deadline: float | None, parent_pid: int | None = None) -> None:
+    """Entry point of a ``--jobs`` worker process: a user's mistake is one line and exit 2. It
+    dies with the ``run`` that started it (``kill -9`` of the parent leaves no worker training on;
+    its trial is marked interrupted by the next start)."""
+    die_with_parent(parent_pid)
     warnings.filterwarnings("ignore")
     logging.getLogger("optuna").setLevel(logging.WARNING)
     rc = RunConfig(**rc_dict)

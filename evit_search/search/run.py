@@ -4,6 +4,7 @@ worker processes. Returns what happened; progress goes to :class:`~evit_search.h
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -14,6 +15,7 @@ from .. import hostlock
 from .. import storage as st
 from ..hooks import Hooks
 from ..measure.cost import count_cost
+from ..measure.runner import clean_stale_folders
 from ..stats import SeedNoise, half_widths
 from ..training.trainer import train
 from .config import RunConfig, check_run_config
@@ -59,6 +61,7 @@ def run_search(rc: RunConfig, hooks: Hooks, stop: Callable[[], bool] | None = No
     worker = Worker(rc)
     data, protocol = worker.data()  # a missing dataset fails here, before anything is stored
     store = open_run_study(rc, space)
+    clean_stale_folders()  # measurement folders of processes killed earlier on this host
     recovered = store.fail_interrupted()
     if "reference_cost" not in store.attrs:
         ref_cfg = efficientvit.get_config(rc.reference).with_overrides(**space.input)
@@ -93,7 +96,7 @@ def run_search(rc: RunConfig, hooks: Hooks, stop: Callable[[], bool] | None = No
         worker.run(rc.trials, deadline, on_trial=on_trial, stop=stop)
     else:
         ctx = mp.get_context("spawn")
-        procs = [ctx.Process(target=worker_entry, args=(asdict(rc), n, deadline), daemon=False)
+        procs = [ctx.Process(target=worker_entry, args=(asdict(rc), n, deadline, os.getpid()), daemon=False)
                  for n in split_trials(rc.trials, rc.jobs)]
         for p in procs:
             p.start()

@@ -8,7 +8,8 @@ is an SQLite file in ``runs/``.
 :func:`storage_lock` serialises what must be atomic across workers and machines sharing one
 storage (creating the schema and the study, claiming an architecture, registering a worker): an
 ``flock`` beside an SQLite or journal file, an advisory lock on PostgreSQL (``pg_advisory_lock``)
-or MySQL (``GET_LOCK``).
+or MySQL (``GET_LOCK``) whose key is the database's identity as the server reports it, so that
+workers that reach one database by different URLs still exclude each other.
 """
 
 from __future__ import annotations
@@ -74,13 +75,50 @@ def display_url(url: str | None) -> str:
     return f"{scheme}{sep}{creds}{at}{host}"
 
 
+_SERVER_IDS: dict[str, str] = {}  # normalised URL -> the database's identity, as its server gave it
+
+
+def _server_identity(conn) -> str:
+    """The database a connection is in, as the server names it: two URLs for one database
+    (``localhost`` and ``127.0.0.1``, another driver, a password or not) give the same string."""
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        db = conn.execute(sqlalchemy.text("SELECT current_database()")).scalar()
+        try:  # the cluster's id (one per initdb); a role without the right to read it gets the name alone
+            with conn.begin_nested():
+                cluster = conn.execute(sqlalchemy.text("SELECT system_identifier FROM pg_control_system()")).scalar()
+        except sqlalchemy.exc.DBAPIError:
+            cluster = None
+        return f"postgresql:{cluster}:{db}"
+    if dialect in ("mysql", "mariadb"):
+        db = conn.execute(sqlalchemy.text("SELECT DATABASE()")).scalar()
+        try:
+            server = conn.execute(sqlalchemy.text("SELECT @@server_uuid")).scalar()
+        except sqlalchemy.exc.DBAPIError:
+            server = None
+        return f"mysql:{server}:{db}"
+    return f"{dialect}:{display_url(str(conn.engine.url))}"
+
+
 def storage_identity(url: str | None) -> str:
-    """A short stable id of a storage (absolute file path or server URL without password)."""
-    return hashlib.sha256(display_url(url).encode()).hexdigest()[:12]
+    """A short stable id of a storage: its file's absolute path, or for a database server the
+    database's identity as the server reports it (:func:`_server_identity`), so that every
+    URL that reaches one database gives one id (checkpoints and locks key on it)."""
+    url = normalize_url(url)
+    if local_path(url) is not None:
+        return hashlib.sha256(display_url(url).encode()).hexdigest()[:12]
+    if url not in _SERVER_IDS:
+        engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+        try:
+            with engine.connect() as conn:
+                _SERVER_IDS[url] = _server_identity(conn)
+        finally:
+            engine.dispose()
+    return hashlib.sha256(_SERVER_IDS[url].encode()).hexdigest()[:12]
 
 
-def _lock_key(url: str) -> int:
-    return int(hashlib.sha256(url.encode()).hexdigest()[:15], 16)  # fits a signed 64-bit int
+def _lock_key(identity: str) -> int:
+    return int(hashlib.sha256(f"evit-storage-lock:{identity}".encode()).hexdigest()[:15], 16)  # a signed 64-bit int
 
 
 @contextlib.contextmanager
@@ -102,10 +140,12 @@ def storage_lock(url: str | None, engine=None) -> Iterator[None]:
         return
     own = engine is None
     engine = engine or sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
-    key = _lock_key(url)
     try:
         with engine.connect() as conn:
             dialect = conn.dialect.name
+            if url not in _SERVER_IDS:
+                _SERVER_IDS[url] = _server_identity(conn)
+            key = _lock_key(_SERVER_IDS[url])  # the database's identity: every URL for it takes one lock
             if dialect == "postgresql":
                 conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
                 unlock = sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key}
