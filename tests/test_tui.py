@@ -261,6 +261,8 @@ async def test_layout_shares_the_width_and_every_key_is_reachable(url, size):
         left, plot = app.main.query_one("#left").region, app.main.plot.region
         assert left.width >= 36 and plot.width >= 36 and left.right <= plot.x
         assert app.main.query_one("#filter-line").region.height >= 1  # state has a line of its own
+        summary = app.main.query_one("#summary")  # the study at a glance is not cut
+        assert summary.get_content_height(app.size, app.size, summary.content_size.width) <= summary.content_size.height
         footer = app.main.query_one("Footer")
         want = {"question_mark", "q", "slash", "m", "c", "e", "o", "s"}
         for _ in range(100):  # the footer recomposes when the bindings change (slowly on a loaded machine)
