@@ -46,31 +46,35 @@ def _ratio_cell(r: st.TrialRecord) -> str:
     return f"{r.ratio:.2f}" + (f" {ci}" if ci else "")
 
 
-def front_table(s: st.Summary, attrs: dict) -> Table:
+def front_table(s: st.Summary, attrs: dict, width: int | None = None) -> Table:
     """The feasible Pareto front beside the reference: each ratio with its interval and that
     interval's real coverage, its budget verdict, and each accuracy as a difference to the
-    reference's with its 95 % interval from the measured seed noise and the verdict."""
+    reference's with its 95 % interval from the measured seed noise and the verdict. On a
+    terminal narrower than :data:`KNOBS_MIN_WIDTH` the stage-wise knobs are left out (the caption
+    says where they are) so that the figures a row is read for are never cut."""
     noise = reference_noise(attrs)
     same = indistinguishable_from(s.front, noise)
     ref_res = attrs.get("reference_result") or {}
     t = Table(title=f"feasible Pareto front (budget {attrs.get('budget')}, reference {attrs.get('reference')})")
     # backends measured beside the budget's one (run --also-measure), in the order stored
     extra = list(dict.fromkeys(b for r in s.records for b in list(r.throughput)[1:]))
-    knobs = [col for col, _ in st.KNOBS[:6]]
+    n_knobs = 6 if width is None or width >= KNOBS_MIN_WIDTH else 0
+    knobs = [col for col, _ in st.KNOBS[:n_knobs]]
     for col in ("trial", *knobs, "params M", "FLOPs M", "img/s", "ratio [CI]", "budget", "val top-1 %", "trained",
                 "Δ vs ref [95 % CI]", "same as", "test top-1 %", *(f"{b} ratio" for b in extra)):
+        # a narrow terminal shrinks the stage-wise knobs first; the figures a row is read for are folded, never cut
         t.add_column(col, justify="left" if col in ("C", "L", "H", "budget", "Δ vs ref [95 % CI]", "same as")
-                     else "right")
+                     else "right", overflow="fold", min_width=FRONT_MIN_WIDTH.get(col))
     ref_cost = attrs.get("reference_cost") or {}
     sessions = reference_sessions(s.records, attrs)
     ref_cfg = attrs.get("reference_config")
-    t.add_row("ref", *(st.stage_values(ref_cfg, key) for _, key in st.KNOBS[:6]),
+    t.add_row("ref", *(st.stage_values(ref_cfg, key) for _, key in st.KNOBS[:n_knobs]),
               fmt(ref_cost.get("params_m"), 2), fmt(ref_cost.get("flops_m"), 0), fmt(sessions.median), "1.00", "",
               fmt(ref_res.get("top1"), 2) + (f" ± {ref_res['top1_sd']:.2f}" if ref_res.get("top1_sd") is not None else ""),
               "100 %" if ref_res.get("top1") is not None else "-", f"{noise.n} seeds" if noise.n else "-", "", fmt(ref_res.get("test_top1"), 2),
               *("1.00" for _ in extra), style="bold")
     for r in s.front:
-        t.add_row(_trial_label(r), *(st.stage_values(r.config, key) for _, key in st.KNOBS[:6]),
+        t.add_row(_trial_label(r), *(st.stage_values(r.config, key) for _, key in st.KNOBS[:n_knobs]),
                   fmt((r.cost or {}).get("params_m"), 2), fmt((r.cost or {}).get("flops_m"), 0), fmt(r.images_per_s),
                   _ratio_cell(r), r.budget_verdict or "-", f"{r.accuracy:.2f}", trained_text(r),
                   delta_text(delta_to_reference(r, noise)),
@@ -78,7 +82,7 @@ def front_table(s: st.Summary, attrs: dict) -> Table:
                   *(_ratio_text(r.throughput.get(b)) for b in extra))
     lower = st.lower_rung_front(s.records)
     for r in lower:  # may yet join the front: their accuracy is a rung's, not comparable to the rows above
-        t.add_row(_trial_label(r), *(st.stage_values(r.config, key) for _, key in st.KNOBS[:6]),
+        t.add_row(_trial_label(r), *(st.stage_values(r.config, key) for _, key in st.KNOBS[:n_knobs]),
                   fmt((r.cost or {}).get("params_m"), 2), fmt((r.cost or {}).get("flops_m"), 0), fmt(r.images_per_s),
                   _ratio_cell(r), r.budget_verdict or "-", fmt(r.accuracy, 2), trained_text(r), NOT_COMPARABLE, "",
                   "-", *(_ratio_text(r.throughput.get(b)) for b in extra), style="italic")
@@ -86,7 +90,7 @@ def front_table(s: st.Summary, attrs: dict) -> Table:
     for r, where in paper_models_off_the_front(s):
         if r.number in shown:
             continue
-        t.add_row(_trial_label(r), *(st.stage_values(r.config, key) for _, key in st.KNOBS[:6]),
+        t.add_row(_trial_label(r), *(st.stage_values(r.config, key) for _, key in st.KNOBS[:n_knobs]),
                   fmt((r.cost or {}).get("params_m"), 2), fmt((r.cost or {}).get("flops_m"), 0), fmt(r.images_per_s),
                   _ratio_cell(r), r.budget_verdict or "-", fmt(r.accuracy, 2), trained_text(r), where, "",
                   fmt((r.train or {}).get("test_top1"), 2),
@@ -97,13 +101,19 @@ def front_table(s: st.Summary, attrs: dict) -> Table:
                   f"selected on. {noise.describe()}; Δ: one candidate run against the reference's mean, 95 % Student-t "
                   f"interval from the reference's seed SD. 'same as': front members it cannot be told apart from. "
                   f"trained: the share of the protocol's training behind the val top-1 (rung r of successive halving); "
-                  f"the front holds fully trained candidates only, rows below 100 % are {NOT_COMPARABLE} ")
+                  f"the front holds fully trained candidates only, rows below 100 % are {NOT_COMPARABLE}. ")
                  + RATIO_CAPTION
-                 + sessions.text())
+                 + sessions.text()
+                 + ("" if n_knobs else f" The stage-wise knobs (C, L, H, N, QK, V) need {KNOBS_MIN_WIDTH} columns: see "
+                                       "`show --csv` or the TUI."))
     return t
 
 
 NOT_COMPARABLE = "not comparable: a lower rung's accuracy"
+# the narrowest each figure may get: wide enough for its usual value ("83.18 ± 0.75", "-0.10 [-3.80, +3.60]")
+KNOBS_MIN_WIDTH = 170  # below this the knobs would squeeze the figures into ellipses
+FRONT_MIN_WIDTH = {"trial": 6, "params M": 5, "FLOPs M": 4, "img/s": 5, "ratio [CI]": 6, "budget": 6,
+                   "val top-1 %": 7, "trained": 5, "Δ vs ref [95 % CI]": 8, "test top-1 %": 5}
 
 
 def trained_text(r: st.TrialRecord) -> str:

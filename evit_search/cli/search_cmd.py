@@ -146,7 +146,7 @@ def run_run(args) -> int:
 
         hooks = rich_hooks(prog, refresh=refresh, trial=trial, started=_started(prog.console))
         out = run_search(rc, hooks)
-    console.print(front_table(out.summary, out.store.attrs))
+    console.print(front_table(out.summary, out.store.attrs, width=console.width))
     console.print(status_line(out.summary))
     for line in next_steps(out.store.name, out.store.display_url):
         console.print(line, markup=False, highlight=False, soft_wrap=True)  # never wrapped: copied as printed
@@ -173,7 +173,7 @@ def run_show(args) -> int:
     store = st.load_study(args.study, args.storage)
     s = store.summary()
     attrs = store.attrs
-    console.print(front_table(s, attrs))
+    console.print(front_table(s, attrs, width=console.width))
     console.print(status_line(s))
     err = prediction_error(s.records, attrs.get("backend") or "torch-cpu")
     if err:
