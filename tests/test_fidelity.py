@@ -280,7 +280,7 @@ def test_a_promotion_continues_its_rungs_run_and_is_claimed_once(tmp_path, monke
     rc = RunConfig(space="tiny", data="synthetic", protocol="proxy-fast", budget="0.5x", fidelity="sh", eta=3, trials=1,
                    storage=str(tmp_path / "s.db"), study="p", runs_dir=str(tmp_path / "runs"))
     worker = engine.Worker(rc)
-    monkeypatch.setattr(worker, "data", lambda: (SimpleNamespace(class_names=None), None))
+    monkeypatch.setattr(worker, "data", lambda: (SimpleNamespace(class_names=None, fingerprint=lambda: "fake-data"), None))
     store = st.create_study("p", rc.storage, {})
     t = store.ask()
     cfg = efficientvit.get_config("efficientvit_m0")
