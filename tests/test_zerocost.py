@@ -97,6 +97,24 @@ def test_calibration_without_a_trained_proxy_says_so():
     assert "no trained proxy yet" in "\n".join(calibration_md(cal))
 
 
+def test_the_trained_proxy_is_read_from_the_csv_proxy_check_writes(tmp_path):
+    """proxy-check's CSV (one row per model, the mean over seeds) and its earlier format both
+    feed the calibration; a model without a mean is left out, not read as a number."""
+    import pandas as pd
+
+    from evit_search.reproduce.zerocost_report import proxy_check_top1
+
+    now = tmp_path / "now.csv"
+    pd.DataFrame([{"model": "efficientvit_m0", "runs": 3, "mean": 80.3, "sd": 1.08},
+                  {"model": "efficientvit_m1", "runs": 0, "mean": None, "sd": None}]).to_csv(now, index=False)
+    before = tmp_path / "before.csv"
+    pd.DataFrame([{"model": "efficientvit_m0", "proxy_top1": 81.9, "status": "ok"},
+                  {"model": "efficientvit_m1", "proxy_top1": None, "status": "failed"}]).to_csv(before, index=False)
+    assert proxy_check_top1(now) == {"efficientvit_m0": 80.3}
+    assert proxy_check_top1(before) == {"efficientvit_m0": 81.9}
+    assert proxy_check_top1(tmp_path / "missing.csv") == {}
+
+
 # --------------------------------------------------------------------------- --prefilter
 def test_parse_prefilter():
     assert parse_prefilter(None) is None

@@ -69,11 +69,14 @@ def score_models(names: list[str], batch: Batch, proxy_top1: dict[str, float] | 
 
 
 def proxy_check_top1(path: Path | None) -> dict[str, float]:
-    """Trained proxy top-1 per model from a proxy-check CSV (rows with status ok)."""
+    """Trained proxy top-1 per model from a proxy-check CSV: the mean over seeds (``mean``) that
+    proxy-check writes, or ``proxy_top1`` of the rows with status ok in its earlier format."""
     if path is None or not path.is_file():
         return {}
-    df = pd.read_csv(path)
-    return {r["model"]: float(r["proxy_top1"]) for r in df.to_dict("records") if r.get("status") == "ok"}
+    rows = pd.read_csv(path).to_dict("records")
+    if rows and "mean" in rows[0]:
+        return {r["model"]: float(r["mean"]) for r in rows if not pd.isna(r["mean"])}
+    return {r["model"]: float(r["proxy_top1"]) for r in rows if r.get("status") == "ok"}
 
 
 def ablation_study(url: str | None, name: str | None) -> st.StudyStore | None:
@@ -141,7 +144,8 @@ def write_zerocost_report(reports_dir: Path, data: str = "fashion-mnist", data_d
     scored = {"M0-M5": presets, "Table 6": t6}
     cals = [calibrate(k, [s.row for s in v]) for k, v in scored.items()]
     notes = [f"M0-M5 trained proxy: {proxy_csv} ({len(trained)} models)" if trained else
-             f"M0-M5 trained proxy: no trained proxy yet ({proxy_csv} not found)",
+             f"M0-M5 trained proxy: no trained proxy yet ({proxy_csv} "
+             f"{'holds no trained model' if Path(proxy_csv).is_file() else 'not found'})",
              f"Table 6 rows: {t6_source}" + ("" if cals[1].trained else "; no trained proxy yet")]
     files = ReportFiles.at(reports_dir, "zerocost-calibration")
     flat = [{"set": k, "model": s.row.name, "params_m": s.row.params_m, "flops_m": s.row.flops_m,
