@@ -151,9 +151,14 @@ def pareto_front(recs: list[TrialRecord]) -> list[TrialRecord]:
         if r.arch_id not in seen:
             seen.add(r.arch_id)
             uniq.append(r)
-    front = [r for r in uniq if not any(o is not r and o.accuracy >= r.accuracy and o.ratio >= r.ratio
-                                        and (o.accuracy > r.accuracy or o.ratio > r.ratio) for o in uniq)]
+    front = [r for r in uniq if not any(o is not r and _dominates(o.accuracy, o.ratio, r.accuracy, r.ratio)
+                                        for o in uniq)]
     return sorted(front, key=lambda r: -r.ratio)
+
+
+def _dominates(acc: float, ratio: float, other_acc: float, other_ratio: float) -> bool:
+    """(acc, ratio) is at least as good as the other in both and better in one."""
+    return acc >= other_acc and ratio >= other_ratio and (acc > other_acc or ratio > other_ratio)
 
 
 def lower_rung_front(recs: list[TrialRecord]) -> list[TrialRecord]:
@@ -167,8 +172,8 @@ def lower_rung_front(recs: list[TrialRecord]) -> list[TrialRecord]:
                     key=lambda r: (-(r.rung or 0), -r.ratio)):
         at = {o.number: e["top1"] for o in ok for e in o.rungs if e["rung"] == r.rung and e.get("top1") is not None}
         mine = at.get(r.number, r.accuracy)
-        if not any(n != r.number and a >= mine and o.ratio >= r.ratio and (a > mine or o.ratio > r.ratio)
-                   for o in ok for n, a in ((o.number, at.get(o.number)),) if a is not None):
+        if not any(o.number != r.number and at.get(o.number) is not None
+                   and _dominates(at[o.number], o.ratio, mine, r.ratio) for o in ok):
             out.append(r)
     return out
 
