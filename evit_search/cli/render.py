@@ -74,25 +74,18 @@ def front_table(s: st.Summary, attrs: dict, width: int | None = None) -> Table:
               "100 %" if ref_res.get("top1") is not None else "-", f"{noise.n} seeds" if noise.n else "-", "", fmt(ref_res.get("test_top1"), 2),
               *("1.00" for _ in extra), style="bold")
     for r in s.front:
-        t.add_row(_trial_label(r), *(st.stage_values(r.config, key) for _, key in st.KNOBS[:n_knobs]),
-                  fmt((r.cost or {}).get("params_m"), 2), fmt((r.cost or {}).get("flops_m"), 0), fmt(r.images_per_s),
-                  _ratio_cell(r), r.budget_verdict or "-", f"{r.accuracy:.2f}", trained_text(r),
-                  delta_text(delta_to_reference(r, noise)),
+        t.add_row(*_candidate_cells(r, n_knobs), delta_text(delta_to_reference(r, noise)),
                   " ".join(f"#{n}" for n in same.get(r.number, [])), fmt((r.train or {}).get("test_top1"), 2),
                   *(_ratio_text(r.throughput.get(b)) for b in extra))
     lower = st.lower_rung_front(s.records)
     for r in lower:  # may yet join the front: their accuracy is a rung's, not comparable to the rows above
-        t.add_row(_trial_label(r), *(st.stage_values(r.config, key) for _, key in st.KNOBS[:n_knobs]),
-                  fmt((r.cost or {}).get("params_m"), 2), fmt((r.cost or {}).get("flops_m"), 0), fmt(r.images_per_s),
-                  _ratio_cell(r), r.budget_verdict or "-", fmt(r.accuracy, 2), trained_text(r), NOT_COMPARABLE, "",
+        t.add_row(*_candidate_cells(r, n_knobs), NOT_COMPARABLE, "",
                   "-", *(_ratio_text(r.throughput.get(b)) for b in extra), style="italic")
     shown = {r.number for r in lower}
     for r, where in paper_models_off_the_front(s):
         if r.number in shown:
             continue
-        t.add_row(_trial_label(r), *(st.stage_values(r.config, key) for _, key in st.KNOBS[:n_knobs]),
-                  fmt((r.cost or {}).get("params_m"), 2), fmt((r.cost or {}).get("flops_m"), 0), fmt(r.images_per_s),
-                  _ratio_cell(r), r.budget_verdict or "-", fmt(r.accuracy, 2), trained_text(r), where, "",
+        t.add_row(*_candidate_cells(r, n_knobs), where, "",
                   fmt((r.train or {}).get("test_top1"), 2),
                   *(_ratio_text(r.throughput.get(b)) for b in extra), style="dim")
     # the ref row's img/s is the median over the sessions; each ratio is to its own session's reference
@@ -114,6 +107,15 @@ NOT_COMPARABLE = "not comparable: a lower rung's accuracy"
 KNOBS_MIN_WIDTH = 170  # below this the knobs would squeeze the figures into ellipses
 FRONT_MIN_WIDTH = {"trial": 6, "params M": 5, "FLOPs M": 4, "img/s": 5, "ratio [CI]": 6, "budget": 6,
                    "val top-1 %": 7, "trained": 5, "Δ vs ref [95 % CI]": 8, "test top-1 %": 5}
+
+
+def _candidate_cells(r: st.TrialRecord, n_knobs: int) -> list[str]:
+    """A candidate row's leading cells, the same for the front, lower-rung and paper-model rows:
+    trial, stage-wise knobs, params, FLOPs, img/s, ratio, budget verdict, accuracy, fidelity."""
+    cost = r.cost or {}
+    return [_trial_label(r), *(st.stage_values(r.config, key) for _, key in st.KNOBS[:n_knobs]),
+            fmt(cost.get("params_m"), 2), fmt(cost.get("flops_m"), 0), fmt(r.images_per_s), _ratio_cell(r),
+            r.budget_verdict or "-", fmt(r.accuracy, 2), trained_text(r)]
 
 
 def trained_text(r: st.TrialRecord) -> str:
