@@ -11,7 +11,8 @@ from evit_search.reporting.pareto import AXES
 from evit_search.tui import view as D
 from evit_search.tui.app import EvitTui
 from evit_search.tui.demo import add_trial, make_ablation_study, make_study
-from evit_search.tui.screens import CompareScreen, DetailScreen
+from evit_search.tui.screens.compare import CompareScreen
+from evit_search.tui.screens.detail import DetailScreen
 from evit_search.tui.screens.help import HELP
 from evit_search.tui.trial_text import config_yaml, trained_config
 from evit_search.tui.widgets import TrialsTable
@@ -192,6 +193,50 @@ async def test_live_refresh_shows_new_trials(url):
             if len(app.view.records) == 25:
                 break
         assert len(app.view.records) == 25 and any(r.number == 24 for r in table.shown)
+
+
+def _table_rows(table) -> list[int]:
+    return [int(row.key.value) for row in table.ordered_rows]
+
+
+async def _until_filled(pilot, table) -> None:
+    for _ in range(100):
+        if table.filled:
+            return
+        await pilot.pause(0.05)
+    raise AssertionError(f"{table.row_count} of {len(table.shown)} rows added")
+
+
+async def test_a_large_study_fills_in_chunks_and_ends_complete(tmp_path, monkeypatch):
+    """Rows beyond the first screenful come a chunk per draw: once complete the table holds every
+    shown trial once, in the shown order, also after a sort and a reverse made while it was still
+    filling; a selection or ctrl+end beyond the added rows lands on the right trial."""
+    url = f"sqlite:///{tmp_path / 'big.db'}"
+    make_study(url, "big", 80)
+    monkeypatch.setattr(TrialsTable, "FIRST_ROWS", 5)  # a screenful (24 rows) comes first, then 7 a draw
+    monkeypatch.setattr(TrialsTable, "CHUNK_ROWS", 7)
+    app = EvitTui("big", url, refresh_s=60)
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = await _settle(pilot)
+        await _until_filled(pilot, table)
+        assert _table_rows(table) == [r.number for r in table.shown] == list(range(80))
+        low = D.sort_records(app.view.records, "accuracy")[0].number
+        table.select(low)
+        table.action_sort_column(1)  # top-1 %: the cursor's trial comes first, the rows after a screenful wait
+        assert table.current == low and table.row_count == 24 and not table.filled
+        await pilot.press("ctrl+end")  # the last trial, not the last row added so far
+        assert table.current == table.shown[-1].number and table.cursor_row == 79
+        table.select(0)
+        table.action_sort_column(-1)  # back to #, trial 0 on top: a screenful again
+        assert table.current == 0 and table.row_count == 24 and not table.filled
+        table.select(79)  # beyond the rows added so far
+        assert table.current == 79 and table.cursor_row == 79
+        table.action_reverse()  # and reversed while the rest of the rows are still to come
+        assert table.current == 79 and table.cursor_row == 0 and not table.filled
+        await _until_filled(pilot, table)
+        assert table.state == D.TableState(sort_key="number", reverse=True)
+        assert [r.number for r in table.shown] == list(range(79, -1, -1))
+        assert _table_rows(table) == [r.number for r in table.shown] and len(set(_table_rows(table))) == 80
 
 
 def _data_range_pick(info, drawing, hit):

@@ -14,7 +14,9 @@ from .. import storage as st
 from ..errors import StorageError
 from . import view as D
 from .messages import ExportRequested, StudyPicked
-from .screens import HelpScreen, MainScreen, StudyPicker
+from .screens.help import HelpScreen
+from .screens.main import MainScreen
+from .screens.picker import StudyPicker
 
 
 class EvitTui(App):
