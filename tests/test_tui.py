@@ -2,12 +2,15 @@
 
 import subprocess
 import sys
+import threading
 
 import pytest
 import yaml
 
 from evit_search import storage as st
+from evit_search.errors import StorageError
 from evit_search.reporting.pareto import AXES
+from evit_search.tui import first_read
 from evit_search.tui import view as D
 from evit_search.tui.app import EvitTui
 from evit_search.tui.demo import add_trial, make_ablation_study, make_study
@@ -343,6 +346,30 @@ async def test_study_picker_opens_the_picked_study(url):
         table = await _settle(pilot)
         assert app.study_name == "fixture" and len(table.shown) == 24
 
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the forked first read is Linux-only")
+def test_first_read_in_a_forked_process_is_the_direct_read(url):
+    forked = first_read.start("fixture", url)
+    assert forked is not None, "one thread on Linux: the first read forks"
+    view, direct = forked.result(), D.load_view("fixture", url)
+    assert (view.name, view.kind, view.attrs, view.front) == (direct.name, direct.kind, direct.attrs, direct.front)
+    assert view.records == direct.records and len(view.records) == 24
+
+
+def test_first_read_errors_come_back_and_other_threads_rule_fork_out(url):
+    forked = first_read.start("nope", url)
+    if forked is not None:
+        with pytest.raises(StorageError, match="no study named 'nope'"):
+            forked.result()
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert first_read.start("fixture", url) is None  # forking a threaded process is not safe
+    finally:
+        stop.set()
+        other.join()
 
 def test_unknown_study_and_storage_are_one_line(tmp_path, url):
     for args, msg in [(["tui", "nope", "--storage", url], "no study named 'nope'"),

@@ -1,7 +1,8 @@
 """``evit-search tui``: browse a study's candidates and Pareto front, live, in the terminal.
 
-A thin App: it reads the storage off the UI thread (a thread worker, again every few seconds),
-hands each new read to the main screen, pushes screens and runs exports. Behaviour lives in the
+A thin App: it reads the storage off the UI thread (the first read in a forked process where it
+can, see :mod:`.first_read`; then a thread worker every few seconds), hands each new read to the
+main screen, pushes screens and runs exports. Behaviour lives in the
 screens and widgets that own it (``screens/``, ``widgets/``). torch is never imported to open it.
 """
 
@@ -12,6 +13,7 @@ from textual.app import App
 
 from .. import storage as st
 from ..errors import StorageError
+from . import first_read
 from . import view as D
 from .messages import ExportRequested, StudyPicked
 from .screens.help import HelpScreen
@@ -32,6 +34,8 @@ class EvitTui(App):
         self.view: D.StudyView | None = None
         self.main: MainScreen | None = None
         self._signature: tuple | None = None
+        # started before Textual is: the study is read on another core while Textual starts
+        self._first_read = first_read.start(study, storage) if study else None
 
     def on_mount(self) -> None:
         if self.study_name:
@@ -54,8 +58,9 @@ class EvitTui(App):
     @work(thread=True, exclusive=True, group="load")
     def load(self) -> None:
         """Read the storage off the UI thread; hand the result to the UI thread."""
+        first, self._first_read = self._first_read, None
         try:
-            view = D.load_view(self.study_name, self.storage_url)
+            view = first.result() if first else D.load_view(self.study_name, self.storage_url)
         except Exception as e:  # noqa: BLE001 - shown in the UI, the app keeps running
             self.call_from_thread(self.notify, f"cannot read the study: {e}", severity="error")
             return
