@@ -1,5 +1,6 @@
 """The TUI: Pilot tests for behaviour, SVG snapshots for looks, on generated fixture studies."""
 
+import os
 import subprocess
 import sys
 import threading
@@ -12,7 +13,7 @@ from evit_search.errors import StorageError
 from evit_search.reporting.pareto import AXES
 from evit_search.tui import first_read
 from evit_search.tui import view as D
-from evit_search.tui.app import EvitTui
+from evit_search.tui.app import EvitTui, open_app
 from evit_search.tui.demo import add_trial, make_ablation_study, make_study
 from evit_search.tui.screens.compare import CompareScreen
 from evit_search.tui.screens.detail import DetailScreen
@@ -370,6 +371,20 @@ def test_first_read_errors_come_back_and_other_threads_rule_fork_out(url):
     finally:
         stop.set()
         other.join()
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the forked first read is Linux-only")
+def test_open_app_starts_the_read_at_once_and_reaps_it_when_the_study_is_missing(url, monkeypatch):
+    started = []
+    start = first_read.start
+    monkeypatch.setattr(first_read, "start", lambda *a: started.append(start(*a)) or started[-1])
+    app = open_app("fixture", url)
+    assert started[0] is not None and app._first_read is started[0]  # the app waits on the read begun before the check
+    assert len(app._first_read.result().records) == 24
+    with pytest.raises(StorageError, match="no study named 'nope'"):
+        open_app("nope", url)
+    with pytest.raises(ChildProcessError):  # the reader was ended and reaped: no zombie, no process left
+        os.waitpid(started[1].pid, os.WNOHANG)
+
 
 def test_unknown_study_and_storage_are_one_line(tmp_path, url):
     for args, msg in [(["tui", "nope", "--storage", url], "no study named 'nope'"),

@@ -27,7 +27,8 @@ class EvitTui(App):
     SCREENS = {"help": HelpScreen}
     ENABLE_COMMAND_PALETTE = False  # every key is in the footer or in help (?)
 
-    def __init__(self, study: str | None, storage: str | None, refresh_s: float = 2.0, studies: list[dict] | None = None):
+    def __init__(self, study: str | None, storage: str | None, refresh_s: float = 2.0, studies: list[dict] | None = None,
+                 first: first_read.ForkedRead | None = None):
         super().__init__()
         self.study_name, self.storage_url, self.refresh_s = study, storage, refresh_s
         self.studies = studies or []
@@ -35,7 +36,7 @@ class EvitTui(App):
         self.main: MainScreen | None = None
         self._signature: tuple | None = None
         # started before Textual is: the study is read on another core while Textual starts
-        self._first_read = first_read.start(study, storage) if study else None
+        self._first_read = first or (first_read.start(study, storage) if study else None)
 
     def on_mount(self) -> None:
         if self.study_name:
@@ -93,13 +94,26 @@ class EvitTui(App):
             self.call_from_thread(self.notify, f"export failed: {e}", severity="error")
 
 
+def open_app(study: str | None, storage: str | None, refresh_s: float = 2.0) -> EvitTui:
+    """The app ``evit-search tui`` runs. The study's first read starts at once in a forked process
+    (where it can), while this process checks the storage and the study (one-line errors) and then
+    starts Textual: the two reads run side by side on two cores."""
+    first = first_read.start(study, storage) if study else None
+    try:
+        studies = st.list_studies(storage)
+        if study is None and not studies:
+            raise StorageError(f"no studies in {st.normalize_url(storage)}; run `evit-search run` first")
+        if study is not None and study not in {s["name"] for s in studies}:
+            raise StorageError(f"no study named {study!r} in {st.normalize_url(storage)}; studies there: "
+                               + (", ".join(s["name"] for s in studies) or "none"))
+    except BaseException:
+        if first:
+            first.discard()
+        raise
+    return EvitTui(study, storage, refresh_s=refresh_s, studies=studies, first=first)
+
+
 def run_tui(study: str | None, storage: str | None) -> int:
     """Check the study/storage first (one-line errors), then start the app."""
-    studies = st.list_studies(storage)
-    if study is None and not studies:
-        raise StorageError(f"no studies in {st.normalize_url(storage)}; run `evit-search run` first")
-    if study is not None and study not in {s["name"] for s in studies}:
-        raise StorageError(f"no study named {study!r} in {st.normalize_url(storage)}; studies there: "
-                           + (", ".join(s["name"] for s in studies) or "none"))
-    EvitTui(study, storage, studies=studies).run()
+    open_app(study, storage).run()
     return 0

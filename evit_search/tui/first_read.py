@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import sys
 import threading
 
@@ -35,6 +36,15 @@ class ForkedRead:
         if kind == "error":
             raise StorageError(value)
         return value
+
+    def discard(self) -> None:
+        """Not wanted after all (the study was not there): end the child and reap it."""
+        os.close(self.fd)
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(self.pid, 0)
 
 
 def start(name: str, url: str | None) -> ForkedRead | None:

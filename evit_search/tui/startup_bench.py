@@ -1,6 +1,7 @@
 """Time the TUI's first screen on a 500-trial study: ``python -m evit_search.tui.startup_bench``.
 
-Each repeat starts a fresh interpreter (imports included), opens the study headless and stops
+Each repeat starts a fresh interpreter (the command line's imports included), opens the study the
+way ``evit-search tui STUDY`` does (storage and study checked, the first read forked) headless and stops
 the clock when the child says READY: the summary counts every trial, the table knows every trial
 (filtered and sorted: its ``shown``), and it has drawn itself with its visible rows filled (a draw
 after the rows came, not the moment they were handed over; rows below the first screenful are
@@ -27,7 +28,8 @@ from .demo import make_study
 
 CHILD = r"""
 import asyncio, sys
-from evit_search.tui.app import EvitTui
+import evit_search.cli  # the command line's imports, as `evit-search tui` pays them
+from evit_search.tui.app import open_app
 from evit_search.tui.widgets import TrialsTable
 drawn = [0]  # the rows the trials table held when it last drew itself (a draw is what the user sees)
 _render_lines = TrialsTable.render_lines
@@ -45,7 +47,7 @@ def ready(app, n):
             and drawn[0] >= visible)
 async def main():
     n = int(sys.argv[3])
-    app = EvitTui(sys.argv[1], sys.argv[2], refresh_s=3600)
+    app = open_app(sys.argv[1], sys.argv[2], refresh_s=3600)  # what `evit-search tui STUDY` starts
     async with app.run_test(size=(140, 40)) as pilot:
         while not ready(app, n):
             await asyncio.sleep(0.005)
@@ -112,7 +114,8 @@ def main() -> int:
     med = statistics.median(times)
     md = reports / f"tui-startup-{machine_name()}.md"
     md.write_text(f"# TUI first screen on {env['machine']}\n\n"
-                  f"A {args.trials}-trial study (SQLite, `tui/demo.py`), a fresh interpreter per repeat (imports included), "
+                  f"A {args.trials}-trial study (SQLite, `tui/demo.py`), a fresh interpreter per repeat (the command line's imports included), "
+                  f"opened as `evit-search tui demo` opens it (storage and study checked), "
                   f"at 140x40, until the first screen is drawn with the study's trials (the summary counts all {args.trials}, "
                   f"the table has all {args.trials} sorted and has drawn its visible rows; the rows below the first screenful "
                   f"are added a chunk per draw after it): median {med:.2f} s over "
