@@ -1,17 +1,22 @@
 """The TUI: Pilot tests for behaviour, SVG snapshots for looks, on generated fixture studies."""
 
+import os
 import subprocess
 import sys
+import threading
 
 import pytest
 import yaml
 
 from evit_search import storage as st
+from evit_search.errors import StorageError
 from evit_search.reporting.pareto import AXES
+from evit_search.tui import first_read
 from evit_search.tui import view as D
-from evit_search.tui.app import EvitTui
+from evit_search.tui.app import EvitTui, open_app
 from evit_search.tui.demo import add_trial, make_ablation_study, make_study
-from evit_search.tui.screens import CompareScreen, DetailScreen
+from evit_search.tui.screens.compare import CompareScreen
+from evit_search.tui.screens.detail import DetailScreen
 from evit_search.tui.screens.help import HELP
 from evit_search.tui.trial_text import config_yaml, trained_config
 from evit_search.tui.widgets import TrialsTable
@@ -194,6 +199,50 @@ async def test_live_refresh_shows_new_trials(url):
         assert len(app.view.records) == 25 and any(r.number == 24 for r in table.shown)
 
 
+def _table_rows(table) -> list[int]:
+    return [int(row.key.value) for row in table.ordered_rows]
+
+
+async def _until_filled(pilot, table) -> None:
+    for _ in range(100):
+        if table.filled:
+            return
+        await pilot.pause(0.05)
+    raise AssertionError(f"{table.row_count} of {len(table.shown)} rows added")
+
+
+async def test_a_large_study_fills_in_chunks_and_ends_complete(tmp_path, monkeypatch):
+    """Rows beyond the first screenful come a chunk per draw: once complete the table holds every
+    shown trial once, in the shown order, also after a sort and a reverse made while it was still
+    filling; a selection or ctrl+end beyond the added rows lands on the right trial."""
+    url = f"sqlite:///{tmp_path / 'big.db'}"
+    make_study(url, "big", 80)
+    monkeypatch.setattr(TrialsTable, "FIRST_ROWS", 5)  # a screenful (24 rows) comes first, then 7 a draw
+    monkeypatch.setattr(TrialsTable, "CHUNK_ROWS", 7)
+    app = EvitTui("big", url, refresh_s=60)
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = await _settle(pilot)
+        await _until_filled(pilot, table)
+        assert _table_rows(table) == [r.number for r in table.shown] == list(range(80))
+        low = D.sort_records(app.view.records, "accuracy")[0].number
+        table.select(low)
+        table.action_sort_column(1)  # top-1 %: the cursor's trial comes first, the rows after a screenful wait
+        assert table.current == low and table.row_count == 24 and not table.filled
+        await pilot.press("ctrl+end")  # the last trial, not the last row added so far
+        assert table.current == table.shown[-1].number and table.cursor_row == 79
+        table.select(0)
+        table.action_sort_column(-1)  # back to #, trial 0 on top: a screenful again
+        assert table.current == 0 and table.row_count == 24 and not table.filled
+        table.select(79)  # beyond the rows added so far
+        assert table.current == 79 and table.cursor_row == 79
+        table.action_reverse()  # and reversed while the rest of the rows are still to come
+        assert table.current == 79 and table.cursor_row == 0 and not table.filled
+        await _until_filled(pilot, table)
+        assert table.state == D.TableState(sort_key="number", reverse=True)
+        assert [r.number for r in table.shown] == list(range(79, -1, -1))
+        assert _table_rows(table) == [r.number for r in table.shown] and len(set(_table_rows(table))) == 80
+
+
 def _data_range_pick(info, drawing, hit):
     """What mapping a click with the points' data range (the old bug) would select."""
     cols = [h[0] for h in drawing.hits]
@@ -297,6 +346,44 @@ async def test_study_picker_opens_the_picked_study(url):
         await pilot.press("enter")
         table = await _settle(pilot)
         assert app.study_name == "fixture" and len(table.shown) == 24
+
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the forked first read is Linux-only")
+def test_first_read_in_a_forked_process_is_the_direct_read(url):
+    forked = first_read.start("fixture", url)
+    assert forked is not None, "one thread on Linux: the first read forks"
+    view, direct = forked.result(), D.load_view("fixture", url)
+    assert (view.name, view.kind, view.attrs, view.front) == (direct.name, direct.kind, direct.attrs, direct.front)
+    assert view.records == direct.records and len(view.records) == 24
+
+
+def test_first_read_errors_come_back_and_other_threads_rule_fork_out(url):
+    forked = first_read.start("nope", url)
+    if forked is not None:
+        with pytest.raises(StorageError, match="no study named 'nope'"):
+            forked.result()
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert first_read.start("fixture", url) is None  # forking a threaded process is not safe
+    finally:
+        stop.set()
+        other.join()
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the forked first read is Linux-only")
+def test_open_app_starts_the_read_at_once_and_reaps_it_when_the_study_is_missing(url, monkeypatch):
+    started = []
+    start = first_read.start
+    monkeypatch.setattr(first_read, "start", lambda *a: started.append(start(*a)) or started[-1])
+    app = open_app("fixture", url)
+    assert started[0] is not None and app._first_read is started[0]  # the app waits on the read begun before the check
+    assert len(app._first_read.result().records) == 24
+    with pytest.raises(StorageError, match="no study named 'nope'"):
+        open_app("nope", url)
+    with pytest.raises(ChildProcessError):  # the reader was ended and reaped: no zombie, no process left
+        os.waitpid(started[1].pid, os.WNOHANG)
 
 
 def test_unknown_study_and_storage_are_one_line(tmp_path, url):

@@ -1,11 +1,4 @@
 """The TUI's screens, one module each: the main screen (trials table and Pareto plot), the study
-picker, the candidate detail, compare, Table 6 and help."""
-
-from .ablation import AblationScreen
-from .compare import CompareScreen
-from .detail import DetailScreen
-from .help import HelpScreen
-from .main import MainScreen
-from .picker import StudyPicker
-
-__all__ = ["AblationScreen", "CompareScreen", "DetailScreen", "HelpScreen", "MainScreen", "StudyPicker"]
+picker, the candidate detail, compare, Table 6 and help. Import them from their modules: this
+package imports none of them, so that opening the main screen does not load the others (the
+detail screen brings plotext, the YAML copy brings yaml)."""

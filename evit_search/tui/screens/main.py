@@ -14,9 +14,6 @@ from textual.widgets import Footer, Header, Static
 from ... import storage as st
 from .. import view as D
 from ..widgets import FilterBar, ParetoPlot, TrialsTable
-from .ablation import AblationScreen
-from .compare import CompareScreen
-from .detail import DetailScreen
 from .trial_actions import TrialActions
 
 COMPARE = Binding.Group("compare")
@@ -108,6 +105,8 @@ class MainScreen(TrialActions, Screen):
         self.query_one(FilterBar).edit()
 
     def action_open(self) -> None:
+        from .detail import DetailScreen  # brings plotext: loaded when a detail opens, not at start-up
+
         rec = self.trial()
         if rec:
             self.app.push_screen(DetailScreen(rec, rec.number in self.view.front))
@@ -117,6 +116,8 @@ class MainScreen(TrialActions, Screen):
         self.notify(f"marked #{self.marked} for compare; move to another trial and press c")
 
     def action_compare(self) -> None:
+        from .compare import CompareScreen  # not needed for the first screen
+
         rec, other = self.trial(), self.view.record(self.marked) if self.view else None
         if other is None:
             self.notify("mark a trial with m first, then press c on another one", severity="warning")
@@ -130,6 +131,8 @@ class MainScreen(TrialActions, Screen):
         self.notify(f"plot: {y} against {x}")
 
     def action_ablation(self) -> None:
+        from .ablation import AblationScreen  # not needed for the first screen
+
         if self.view and self.view.kind == "ablation":
             self.app.push_screen(AblationScreen(self.view))
         else:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from ... import storage as st
 from ..messages import ExportRequested
-from ..trial_text import config_yaml
 
 
 class TrialActions:
@@ -14,6 +13,8 @@ class TrialActions:
         raise NotImplementedError
 
     def action_copy_yaml(self) -> None:
+        from ..trial_text import config_yaml  # brings yaml: loaded on the first copy, not at start-up
+
         rec = self.trial()
         if rec and rec.config:
             self.app.copy_to_clipboard(config_yaml(rec))

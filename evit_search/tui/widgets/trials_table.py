@@ -2,7 +2,12 @@
 paper's models, and shows the sort as an arrow in its header. Keys: ``<`` ``>`` pick the sort
 column, ``s`` reverses, a header click sorts by that column; ``a`` ``f`` ``p`` ``x`` filter, esc
 clears a text filter. Posts :class:`TrialsTable.Highlighted`, :class:`TrialsTable.Chosen` and
-:class:`TrialsTable.StateChanged`."""
+:class:`TrialsTable.StateChanged`.
+
+A large study's rows are added a screenful first and the rest a chunk per draw: the table measures
+every cell it is given before it draws, so 500 trials (9,000 cells) at once would hold the first
+screen back. What it shows (``shown``: every row, filtered and sorted) is complete at once; keys
+and selections that reach past the added rows add the rest first."""
 
 from __future__ import annotations
 
@@ -21,6 +26,8 @@ SORT = Binding.Group("sort")
 
 
 class TrialsTable(DataTable):
+    FIRST_ROWS = 60  # added before the first draw (more when the window is taller)
+    CHUNK_ROWS = 100  # then this many after each draw
     BINDINGS = [
         Binding("a", "filter('all')", "all", group=FILTER), Binding("f", "filter('feasible')", "feasible", group=FILTER),
         Binding("p", "filter('front')", "front", group=FILTER), Binding("x", "filter('failed')", "failed", group=FILTER),
@@ -47,6 +54,7 @@ class TrialsTable(DataTable):
         self.view: D.StudyView | None = None
         self.shown: list[st.TrialRecord] = []
         self.keys: list[tuple[str, str]] = list(D.COLUMNS)
+        self._fill_generation = 0  # a refill makes the chunks still pending from an earlier one stop
 
     # ------------------------------------------------------------------ what it shows
     def show_view(self, view: D.StudyView) -> None:
@@ -64,17 +72,38 @@ class TrialsTable(DataTable):
         for key, label in self.keys:
             self.add_column(D.header(key, label, self.state), key=key, width=D.width(key, label))
         self.shown = self.state.rows(self.view)
-        for r in self.shown:
-            cells = [D.text(r, k) for k, _ in self.keys]
-            style = "bold #ff5f5f" if r.number in self.view.front else "bold #ffd75f" if r.paper_model else None
-            self.add_row(*(Text(c, style=style) if style else c for c in cells), key=str(r.number))
         numbers = [r.number for r in self.shown]
+        at = numbers.index(current) if current in numbers else 0
+        self._fill_generation += 1
+        self._fill(at + max(self.FIRST_ROWS, self.app.size.height))
         if current in numbers:
-            self.move_cursor(row=numbers.index(current))
+            self.move_cursor(row=at)
+        self._fill_after_draw(self._fill_generation)
         headers = dict(self.keys)
         self.post_message(self.StateChanged(self.state, D.filter_line(self.state, headers, len(self.shown),
                                                                       len(self.view.records))))
         self.post_message(self.Highlighted(self.current))
+
+    def _fill(self, until: int) -> None:
+        """Add the shown rows up to ``until`` (in the order shown, after those already added)."""
+        for r in self.shown[self.row_count:until]:
+            cells = [D.text(r, k) for k, _ in self.keys]
+            style = "bold #ff5f5f" if r.number in self.view.front else "bold #ffd75f" if r.paper_model else None
+            self.add_row(*(Text(c, style=style) if style else c for c in cells), key=str(r.number))
+
+    def _fill_after_draw(self, generation: int) -> None:
+        if generation == self._fill_generation and self.row_count < len(self.shown):
+            self.call_after_refresh(self._fill_chunk, generation)
+
+    def _fill_chunk(self, generation: int) -> None:
+        if generation == self._fill_generation:
+            self._fill(self.row_count + self.CHUNK_ROWS)
+            self._fill_after_draw(generation)
+
+    @property
+    def filled(self) -> bool:
+        """Whether every shown row has been added to the table."""
+        return self.row_count == len(self.shown)
 
     def set_state(self, state: D.TableState) -> None:
         if state != self.state:
@@ -94,6 +123,7 @@ class TrialsTable(DataTable):
             self.set_state(D.TableState(sort_key=self.state.sort_key, reverse=self.state.reverse))
         numbers = [r.number for r in self.shown]
         if number in numbers:
+            self._fill(numbers.index(number) + self.app.size.height)
             self.move_cursor(row=numbers.index(number))
 
     # ------------------------------------------------------------------ keys and clicks
@@ -112,6 +142,14 @@ class TrialsTable(DataTable):
         keys = [k for k, _ in self.keys]
         key = keys[(keys.index(self.state.sort_key) + step) % len(keys)] if self.state.sort_key in keys else keys[0]
         self.set_state(D.TableState(self.state.mode, self.state.query, key, False))
+
+    def action_page_down(self) -> None:
+        self._fill(self.cursor_row + 2 * self.app.size.height)
+        super().action_page_down()
+
+    def action_scroll_bottom(self) -> None:
+        self._fill(len(self.shown))
+        super().action_scroll_bottom()
 
     def action_reverse(self) -> None:
         self.set_state(self.state.sorted_by(self.state.sort_key))
