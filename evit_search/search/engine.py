@@ -232,7 +232,8 @@ class Worker:
 
             # 3b. a candidate predicted well below the speed budget is neither measured nor trained
             if self.rc.predict and self.budget.min_ratio is not None:
-                model = predictor.fit(store.records(), self.rc.backend)
+                model = predictor.fit(store.records(), self.rc.backend, reference=(
+                    store.attrs.get("reference_config"), store.attrs.get("reference_cost")))
                 if model is not None:
                     predicted = model.predict(cfg.to_dict(), cost.to_dict())
                     trial.set("predicted_ratio", predicted)
@@ -243,7 +244,8 @@ class Worker:
                             cons["throughput_ratio"] = self.budget.min_ratio - predicted
                             return trial.finish("predicted-infeasible", constraints=cons, reason=(
                                 f"predicted {predicted:.2f}x the reference; even x{model.margin:.2f} (the predictor's "
-                                f"90th-percentile error over {model.n} candidates) is below {self.budget.min_ratio:g}x"))
+                                f"{predictor.CONFIDENCE:.0%} error bound over {model.n} candidates) is below "
+                                f"{self.budget.min_ratio:g}x"))
                         trial.set("would_skip", True)  # benchmarks measure it anyway, to check the skip
 
             # 4. throughput, with the reference re-measured in the same session (the ratio is an
