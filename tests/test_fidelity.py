@@ -141,6 +141,23 @@ def test_the_engine_relaxes_promotion_only_once_sampling_has_ended(tmp_path, mon
     assert worker._next_promotion(store, trials_over=False, left=-5.0) == ((1, 1), True)
 
 
+def test_with_little_time_left_a_plain_promotion_runs_only_if_it_fits(tmp_path, monkeypatch):
+    """A candidate (3) is at the top already (nothing to finish); six at rung 0 make their top two
+    due, 3 and 0, and 0's promotion costs 2/9 of a 90 s training: 20 s. With 15 s left it is not
+    started."""
+    worker = _sh_worker(tmp_path, monkeypatch, trials=2)
+    store = worker.open()
+    for acc, ratio in [(80.0, 1.0), (85.0, 0.8), (70.0, 0.7), (90.0, 0.9), (60.0, 0.6), (65.0, 0.65)]:
+        t = store.ask()
+        t.finish("ok", values=[acc, ratio], constraints={"throughput_ratio": -0.1})
+        store.record_rung(t.number, {"rung": 0, "fraction": 1 / 9, "top1": acc, "seconds": 10.0})
+    for rung, secs in ((1, 20.0), (2, 60.0)):
+        store.record_rung(3, {"rung": rung, "fraction": fractions(3)[rung], "top1": 90.0, "seconds": secs})
+    assert worker._next_promotion(store, trials_over=True, left=15.0) == (None, True)
+    job, _ = worker._next_promotion(store, trials_over=True, left=25.0)
+    assert job == (0, 1)
+
+
 def test_a_short_sh_run_by_trial_count_ends_with_a_fully_trained_front(tmp_path, monkeypatch):
     """Two trials with eta 3: plain ASHA promotes nobody (2 // 3 = 0) and the front is empty; the
     run finishes it: one candidate trained to the top rung, from its rung's checkpoint."""

@@ -156,8 +156,10 @@ class Worker:
         reserve = fidelity.reserve_s(states, self.rungs, sorted(trial_s)[len(trial_s) // 2] if trial_s else None)
         no_new = trials_over or overtime or (left is not None and left <= reserve)
         jobs = fidelity.finishing(at_rung, promoted, self.rc.eta, top) if no_new else []
-        if not overtime:
-            jobs += fidelity.promotable(at_rung, promoted, self.rc.eta, top)
+        if not overtime:  # a plain promotion, when time is limited, only if it fits in what is left
+            per = fidelity.seconds_per_fraction(states, self.rungs) or 0.0
+            jobs += [(n, rung) for n, rung in fidelity.promotable(at_rung, promoted, self.rc.eta, top)
+                     if left is None or (self.rungs[rung] - self.rungs[rung - 1]) * per <= left]
         for number, rung in jobs:
             if (number, rung) not in self._failed and store.claim_promotion(number, rung):
                 return (number, rung), no_new

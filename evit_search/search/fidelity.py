@@ -18,8 +18,8 @@ promotion relaxes while no candidate is at the top rung: the highest rung below 
 holds candidates promotes at least one, its non-dominated best (k = max(1, len // eta); of its first
 front's two ends the most accurate goes first, the end a budget-constrained search values most).
 Highest rung first, because that candidate is the cheapest to finish. Past the time limit only
-this finishing chain runs (at most one candidate's training from its rung to the top); the plain
-promotions already due run only while time is left. The relaxation is a pure function of the
+this finishing chain runs (at most one candidate's training from its rung to the top); a plain
+promotion runs, when time is limited, only if its measured cost fits in the time left. The relaxation is a pure function of the
 stored rungs, claimed like any promotion: resumable, and never done twice by two workers.
 """
 
