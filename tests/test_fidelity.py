@@ -351,6 +351,18 @@ def _row(arm, cpu_s, new_per_h, minutes=10.0, **kw):
     return {"arm": arm, "cpu_s": cpu_s, "new_per_cpu_hour": new_per_h, "minutes": minutes, **kw}
 
 
+def test_the_benchmark_gives_its_cpu_budget_as_wall_seconds_at_the_arms_cpu_rate():
+    from evit_search.reproduce.search_bench import cpu_budget
+
+    now = {"cpu": 100.0, "wall": 1000.0}
+    left = cpu_budget(600.0, t0=1000.0, c0=100.0, cpu_s=lambda: now["cpu"], clock=lambda: now["wall"])
+    assert left() == 600.0  # nothing spent, no rate yet: the CPU seconds as they are
+    now.update(cpu=400.0, wall=1150.0)  # 300 CPU s in 150 s: two cores busy
+    assert left() == pytest.approx(300.0 / 2.0)
+    now.update(cpu=750.0, wall=1400.0)
+    assert left() < 0  # spent: the run starts nothing new
+
+
 def test_the_benchmark_judges_each_aim_met_or_not():
     from evit_search.reproduce.search_bench import aims
 

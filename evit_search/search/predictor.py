@@ -79,9 +79,11 @@ def _predict(w: np.ndarray, scale: np.ndarray, x: np.ndarray) -> np.ndarray:
     return 1.0 / np.maximum(rel_time, 1e-9)
 
 
-def margin(log_errors: np.ndarray, confidence: float = CONFIDENCE) -> float:
-    """exp of a one-sided prediction bound on a new candidate's log error: Student-t with n - 1
-    degrees of freedom on the RMS of ``log_errors`` (out of sample), times sqrt(1 + 1/n)."""
+def margin(log_errors: np.ndarray, confidence: float | None = None) -> float:
+    """exp of a one-sided prediction bound (``confidence``, default :data:`CONFIDENCE`) on a new
+    candidate's log error: Student-t with n - 1 degrees of freedom on the RMS of ``log_errors``
+    (out of sample), times sqrt(1 + 1/n)."""
+    confidence = CONFIDENCE if confidence is None else confidence
     n = len(log_errors)
     rms = float(np.sqrt(np.mean(np.square(log_errors))))
     return math.exp(float(student_t.ppf(confidence, max(1, n - 1))) * rms * math.sqrt(1.0 + 1.0 / n))
