@@ -58,13 +58,13 @@ def test_finishing_promotes_the_highest_rungs_best_until_one_is_at_the_top():
 def test_the_reserve_is_one_trial_plus_carrying_one_candidate_to_the_top():
     fr = fractions(3)  # 1/9, 1/3, 1
     rung0 = {"rungs": [{"rung": 0, "seconds": 10.0}]}  # 10 s for 1/9: 90 s per whole training
-    assert reserve_s({}, fr, 15.0) == 15.0  # nothing at rung 0: nothing to finish yet
+    assert reserve_s({}, fr, 15.0) == 0.0  # nothing at rung 0: nothing to finish yet
     assert reserve_s({0: rung0, 1: rung0}, fr, 15.0) == pytest.approx(15.0 + 90.0 * 8 / 9)
     # a promotion's seconds are the part it added (1/3 - 1/9 of the training): the same rate
     at1 = {"rungs": [{"rung": 0, "seconds": 10.0}, {"rung": 1, "seconds": 20.0}]}
     assert reserve_s({0: rung0, 1: at1}, fr, None) == pytest.approx(90.0 * 2 / 3)
     top = {"rungs": at1["rungs"] + [{"rung": 2, "seconds": 60.0}]}
-    assert reserve_s({0: rung0, 1: top}, fr, 15.0) == 15.0  # a fully trained one exists: one trial
+    assert reserve_s({0: rung0, 1: top}, fr, 15.0) == 0.0  # finished: trials until the time is up
 
 
 # --------------------------------------------------------------------------- the finishing rule in the engine

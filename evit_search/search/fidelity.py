@@ -10,17 +10,19 @@ rung's checkpoint. Fronts and verdicts use top-rung candidates only.
 
 Finishing the front. Plain ASHA promotes ``len // eta`` of a rung, so a short run (fewer than
 eta^2 feasible candidates, or a time budget spent on new trials) ends with nobody at the top
-rung and an empty front. As asynchronous runs do in practice, the run finishes what it started:
-once it will start no new trial -- its trial count is reached, or the time left (``--timeout``, or
-a benchmark's budget) is no more than :func:`reserve_s`, what one more trial and carrying one
-candidate from the highest rung reached to the top take at the rung costs measured so far --
-promotion relaxes while no candidate is at the top rung: the highest rung below the top that
-holds candidates promotes at least one, its non-dominated best (k = max(1, len // eta); of its first
-front's two ends the most accurate goes first, the end a budget-constrained search values most).
-Highest rung first, because that candidate is the cheapest to finish. Past the time limit only
-this finishing chain runs (at most one candidate's training from its rung to the top); a plain
-promotion runs, when time is limited, only if its measured cost fits in the time left. The relaxation is a pure function of the
-stored rungs, claimed like any promotion: resumable, and never done twice by two workers.
+rung and an empty front. As asynchronous runs do in practice, the run finishes what it started.
+Once it will start no new trial -- its trial count is reached, or, while no candidate is at the
+top rung, the time left (``--timeout``, or a benchmark's budget) is no more than
+:func:`reserve_s`: one more trial plus carrying one candidate from the highest rung reached to the
+top, at the rung costs measured so far -- promotion relaxes until a candidate is at the top rung:
+the highest rung below the top that holds candidates promotes at least one, its non-dominated
+best (k = max(1, len // eta); of its first front's two ends the most accurate goes first, the end
+a budget-constrained search values most). Highest rung first, because that candidate is the
+cheapest to finish. Past the time limit only this finishing chain runs (at most one candidate's
+training from its rung to the top); a plain promotion runs, when time is limited, only if its
+measured cost fits in the time left. Once a candidate is at the top, new trials start until the
+time is up, as without successive halving. The relaxation is a pure function of the stored
+rungs, claimed like any promotion: resumable, and never done twice by two workers.
 """
 
 from __future__ import annotations
@@ -125,10 +127,11 @@ def seconds_per_fraction(states: dict[int, dict], fracs: list[float]) -> float |
 def reserve_s(states: dict[int, dict], fracs: list[float], trial_s: float | None) -> float:
     """Seconds to keep when time is limited: one more trial (``trial_s``, a new feasible
     candidate's measuring and rung-0 training as measured so far) plus carrying one candidate
-    from the highest rung reached to the top (nothing while no candidate reached rung 0, or one is
-    at the top already)."""
+    from the highest rung reached to the top. Nothing while no candidate reached rung 0 (nothing
+    to finish) or once one is at the top (finished: new trials start until the time is up, as
+    without successive halving)."""
     reached = [e["rung"] for state in states.values() for e in state.get("rungs", [])]
     if not reached or max(reached) >= len(fracs) - 1:
-        return trial_s or 0.0
+        return 0.0
     per = seconds_per_fraction(states, fracs) or 0.0
     return (trial_s or 0.0) + (1.0 - fracs[max(reached)]) * per
