@@ -104,7 +104,8 @@ def _fake_engine(monkeypatch, worker, spent: list[float] | None = None, measure_
     monkeypatch.setattr(engine, "measure", fake_measure)
     monkeypatch.setattr(engine, "train", fake_train)
     monkeypatch.setattr(engine, "save_model", lambda path, *a, **k: path)
-    monkeypatch.setattr(worker, "data", lambda: (SimpleNamespace(class_names=None, fingerprint=lambda: "fake-data"), None))
+    fake_data = SimpleNamespace(class_names=None, fingerprint=lambda: "fake-data")
+    monkeypatch.setattr(worker, "data", lambda: (fake_data, None))
     return spent
 
 
@@ -439,7 +440,8 @@ def test_a_promotion_continues_its_rungs_run_and_is_claimed_once(tmp_path, monke
     rc = RunConfig(space="tiny", data="synthetic", protocol="proxy-fast", budget="0.5x", fidelity="sh", eta=3, trials=1,
                    storage=str(tmp_path / "s.db"), study="p", runs_dir=str(tmp_path / "runs"))
     worker = engine.Worker(rc)
-    monkeypatch.setattr(worker, "data", lambda: (SimpleNamespace(class_names=None, fingerprint=lambda: "fake-data"), None))
+    fake_data = SimpleNamespace(class_names=None, fingerprint=lambda: "fake-data")
+    monkeypatch.setattr(worker, "data", lambda: (fake_data, None))
     store = st.create_study("p", rc.storage, {})
     t = store.ask()
     cfg = efficientvit.get_config("efficientvit_m0")

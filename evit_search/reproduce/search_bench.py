@@ -1,11 +1,12 @@
 """``evit-search bench search``: what successive halving and the throughput model buy, measured.
 
 Three arms on one space and real data, with the same seed and the same CPU time each, one after
-the other (an arm starts no trial after its CPU seconds, its measuring
-processes included, are spent; the trial in progress finishes, and a successive-halving arm stops
-sampling early enough to carry one candidate to the top rung -- :mod:`..search.fidelity` -- so the
-report states each arm's CPU seconds and whether they are equal within :data:`CPU_TOLERANCE`): (a) ``full``, every feasible candidate trained in full;
-(b) ``sh``, successive halving; (c) ``sh+predict``, successive halving and the throughput model.
+the other (an arm starts no trial after its CPU seconds, its measuring processes included, are
+spent; the trial in progress finishes, and a successive-halving arm stops sampling early enough
+to carry one candidate to the top rung, see :mod:`..search.fidelity`; so the report states each
+arm's CPU seconds and whether they are equal within :data:`CPU_TOLERANCE`): (a) ``full``, every
+feasible candidate trained in full; (b) ``sh``, successive halving; (c) ``sh+predict``,
+successive halving and the throughput model.
 Per arm: candidates sampled, measured, predicted infeasible, trained to each rung, CPU seconds,
 and the hypervolume of the fully trained feasible front (validation top-1 x throughput ratio,
 against one reference point for all arms) over time. The candidates (c) skipped are measured

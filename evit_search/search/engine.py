@@ -63,6 +63,7 @@ class Worker:
         self._data = None
         self._batch = None
         self._failed: set[tuple[int, int]] = set()  # promotions that failed in this worker: not retried by it
+        self.time_up = False  # the last run ended for time (with successive halving: to finish its front)
 
     def open(self) -> st.StudyStore:
         """The study, with a sampler seeded from the run's seed and this worker's number in the study."""

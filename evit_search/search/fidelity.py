@@ -98,7 +98,8 @@ def promotable(at_rung: dict[int, list[Point]], promoted: dict[int, set[int]], e
     return out
 
 
-def finishing(at_rung: dict[int, list[Point]], promoted: dict[int, set[int]], eta: int, top: int) -> list[tuple[int, int]]:
+def finishing(at_rung: dict[int, list[Point]], promoted: dict[int, set[int]], eta: int,
+              top: int) -> list[tuple[int, int]]:
     """The relaxed promotions that finish the front once the run starts no new trial: while no
     candidate is at the ``top`` rung, the highest rung below it that holds candidates promotes
     its top ``max(1, len // eta)`` (one alone: its most accurate non-dominated point), less those
