@@ -8,7 +8,7 @@ combination of its FLOPs, its activations (tokens x width x sub-blocks, the memo
 the element-wise and reshaping work) and its operator count (per-op overhead, heads run one after
 another), plus a constant (stem, head). Non-negative least squares: a handful of physically
 signed weights that a few measured candidates can pin down. On 34 random candidates of the
-default space measured against M4 (2-core EPYC, torch-cpu, batch 16, 224 px), fitted to 8 of
+default space measured against M4 (2-core Intel Xeon VM, torch-cpu, batch 16, 224 px), fitted to 8 of
 them: held-out median error 4 % and a margin of about x1.2, where this module's first version (a
 ridge regression on twenty log features, its margin the 90th percentile of k-fold errors) had
 17 % and x1.5, and skipped some feasible candidates while measuring about half the infeasible
