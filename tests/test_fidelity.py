@@ -2,7 +2,8 @@
 
 import pytest
 
-from evit_search.search.fidelity import Point, fractions, nondominated_fronts, promotable, top_fraction
+from evit_search.search.fidelity import (Point, finishing, fractions, nondominated_fronts, promotable, reserve_s,
+                                         top_fraction)
 
 
 def test_rungs_are_fractions_of_the_training():
@@ -38,7 +39,154 @@ def test_fewer_than_eta_candidates_promote_nobody_and_the_top_rung_is_final():
     assert promotable({2: many}, {}, 3, top=2) == []  # nothing above the top rung
 
 
-# --------------------------------------------------------------------------- with real trials
+def test_finishing_promotes_the_highest_rungs_best_until_one_is_at_the_top():
+    # two at rung 0 with eta 3: plain ASHA promotes 2 // 3 = 0, the run would end with no front
+    two = [Point(0, 80, 1.0), Point(1, 85, 0.8)]
+    assert promotable({0: two}, {}, 3, top=2) == []
+    assert finishing({0: two}, {}, 3, top=2) == [(1, 1)]  # the front's most accurate end
+    assert finishing({0: two}, {0: {1}}, 3, top=2) == []  # already being promoted: nothing twice
+    # the highest rung first: the candidate at rung 1 is the cheapest to finish, rung 0 waits
+    assert finishing({0: two, 1: [Point(0, 82, 1.0)]}, {0: {0}}, 3, top=2) == [(0, 2)]
+    # a rung with eta^2 candidates promotes its plain top 1/eta, no fewer
+    nine = [Point(i, 60 + i, 2.0 - 0.1 * i) for i in range(9)]
+    assert sorted(finishing({0: nine}, {}, 3, top=2)) == sorted(promotable({0: nine}, {}, 3, top=2))
+    # once a candidate is at the top rung, the relaxation is over
+    assert finishing({0: two, 2: [Point(5, 81, 1.1)]}, {}, 3, top=2) == []
+    assert finishing({}, {}, 3, top=2) == []
+
+
+def test_the_reserve_is_one_trial_plus_carrying_one_candidate_to_the_top():
+    fr = fractions(3)  # 1/9, 1/3, 1
+    rung0 = {"rungs": [{"rung": 0, "seconds": 10.0}]}  # 10 s for 1/9: 90 s per whole training
+    assert reserve_s({}, fr, 15.0) == 0.0  # nothing at rung 0: nothing to finish yet
+    assert reserve_s({0: rung0, 1: rung0}, fr, 15.0) == pytest.approx(15.0 + 90.0 * 8 / 9)
+    # a promotion's seconds are the part it added (1/3 - 1/9 of the training): the same rate
+    at1 = {"rungs": [{"rung": 0, "seconds": 10.0}, {"rung": 1, "seconds": 20.0}]}
+    assert reserve_s({0: rung0, 1: at1}, fr, None) == pytest.approx(90.0 * 2 / 3)
+    top = {"rungs": at1["rungs"] + [{"rung": 2, "seconds": 60.0}]}
+    assert reserve_s({0: rung0, 1: top}, fr, 15.0) == 0.0  # finished: trials until the time is up
+
+
+# --------------------------------------------------------------------------- the finishing rule in the engine
+def _fake_engine(monkeypatch, worker, spent: list[float] | None = None, measure_s: float = 5.0, full_s: float = 90.0):
+    """Measuring and training stand-ins for the engine (no timing, no training): every
+    architecture 0.6-1.0x the reference, its accuracy from its id; each call adds its cost in
+    seconds to ``spent`` (the clock of a time-limited run) and reports it as wall time."""
+    from types import SimpleNamespace
+
+    import efficientvit
+    from evit_search.measure.records import ThroughputRecord
+    from evit_search.search import engine
+    from evit_search.training.trainer import TrainResult
+
+    spent = spent if spent is not None else [0.0]
+
+    def fake_measure(specs, backends, settings, reference=None, listener=None):
+        spent[0] += measure_s
+        ratio = 0.6 + int(efficientvit.EfficientViTConfig.from_dict(specs[0].config).arch_id()[:4], 16) % 40 / 100
+        rec = dict(backend="torch-cpu", status="ok", images_per_s=100 * ratio, images_per_s_ci_low=100 * ratio,
+                   images_per_s_ci_high=100 * ratio, ratio_to_reference=ratio, ratio_ci_low=ratio, ratio_ci_high=ratio,
+                   batch_size=16, ms_per_batch=16000 / (100 * ratio), rounds=2)
+        return [ThroughputRecord(model="candidate", **rec),
+                ThroughputRecord(model=specs[1].label, **{**rec, "ratio_to_reference": 1.0, "images_per_s": 100.0})]
+
+    done: dict[str, float] = {}
+
+    def fake_train(cfg, data, protocol, **kw):
+        key = cfg.arch_id()
+        added = kw["until"] - done.get(key, 0.0)
+        done[key] = kw["until"]
+        spent[0] += full_s * added
+        top1 = 50.0 + int(key[:4], 16) % 30 + 10 * kw["until"]
+        return TrainResult(status="ok", top1=top1, fraction=kw["until"], history=[{"epoch": kw["until"]}],
+                           wall_s=full_s * added)
+
+    monkeypatch.setattr(engine, "measure", fake_measure)
+    monkeypatch.setattr(engine, "train", fake_train)
+    monkeypatch.setattr(engine, "save_model", lambda path, *a, **k: path)
+    fake_data = SimpleNamespace(class_names=None, fingerprint=lambda: "fake-data")
+    monkeypatch.setattr(worker, "data", lambda: (fake_data, None))
+    return spent
+
+
+def _sh_worker(tmp_path, monkeypatch, **kw):
+    from evit_search.search import engine
+    from evit_search.search.config import RunConfig
+    from evit_search.search.run import open_run_study
+
+    rc = RunConfig(space="tiny", data="synthetic", protocol="proxy-fast", budget="0.5x", sampler="random",
+                   fidelity="sh", eta=3, storage=str(tmp_path / "s.db"), study="f", runs_dir=str(tmp_path / "runs"),
+                   zerocost=False, predict=False, train_reference=False, paper_models=False, **kw)
+    worker = engine.Worker(rc)
+    open_run_study(rc, worker.space)
+    return worker
+
+
+def test_the_engine_relaxes_promotion_only_once_sampling_has_ended(tmp_path, monkeypatch):
+    """Two candidates at rung 0, eta 3: while the run may still sample (trials left, or time left
+    beyond the reserve) nothing is promoted; once it may not, the most accurate non-dominated
+    one is, and past the time limit only that finishing promotion is."""
+    worker = _sh_worker(tmp_path, monkeypatch, trials=2)
+    store = worker.open()
+    for n, (acc, ratio) in enumerate([(80.0, 1.0), (85.0, 0.8)]):
+        t = store.ask()
+        t.finish("ok", values=[acc, ratio], constraints={"throughput_ratio": -0.1})
+        store.record_rung(t.number, {"rung": 0, "fraction": 1 / 9, "top1": acc, "seconds": 10.0})
+    assert worker._next_promotion(store, trials_over=False, left=None) == (None, False)
+    assert worker._next_promotion(store, trials_over=False, left=1000.0) == (None, False)  # reserve ~80 s
+    job, no_new = worker._next_promotion(store, trials_over=False, left=50.0)
+    assert job == (1, 1) and no_new
+    store.release_promotion(1)
+    assert worker._next_promotion(store, trials_over=True, left=None) == ((1, 1), True)
+    store.release_promotion(1)
+    assert worker._next_promotion(store, trials_over=False, left=-5.0) == ((1, 1), True)
+
+
+def test_with_little_time_left_a_plain_promotion_runs_only_if_it_fits(tmp_path, monkeypatch):
+    """A candidate (3) is at the top already (nothing to finish); six at rung 0 make their top two
+    due, 3 and 0, and 0's promotion costs 2/9 of a 90 s training: 20 s. With 15 s left it is not
+    started."""
+    worker = _sh_worker(tmp_path, monkeypatch, trials=2)
+    store = worker.open()
+    for acc, ratio in [(80.0, 1.0), (85.0, 0.8), (70.0, 0.7), (90.0, 0.9), (60.0, 0.6), (65.0, 0.65)]:
+        t = store.ask()
+        t.finish("ok", values=[acc, ratio], constraints={"throughput_ratio": -0.1})
+        store.record_rung(t.number, {"rung": 0, "fraction": 1 / 9, "top1": acc, "seconds": 10.0})
+    for rung, secs in ((1, 20.0), (2, 60.0)):
+        store.record_rung(3, {"rung": rung, "fraction": fractions(3)[rung], "top1": 90.0, "seconds": secs})
+    assert worker._next_promotion(store, trials_over=True, left=15.0) == (None, True)
+    job, _ = worker._next_promotion(store, trials_over=True, left=25.0)
+    assert job == (0, 1)
+
+
+def test_a_short_sh_run_by_trial_count_ends_with_a_fully_trained_front(tmp_path, monkeypatch):
+    """Two trials with eta 3: plain ASHA promotes nobody (2 // 3 = 0) and the front is empty; the
+    run finishes it: one candidate trained to the top rung, from its rung's checkpoint."""
+    worker = _sh_worker(tmp_path, monkeypatch, trials=2)
+    _fake_engine(monkeypatch, worker)
+    assert worker.run(2, None) == 2
+    store = st.load_study("f", worker.rc.storage)
+    states = store.rungs()
+    assert sorted(len(s["rungs"]) for s in states.values()) == [1, 3], states  # one finished, one left at rung 0
+    front = store.summary().front
+    assert len(front) == 1 and front[0].rung == 2 and front[0].fidelity == 1.0
+    at0 = [Point(r.number, r.rungs[0]["top1"], r.ratio) for r in store.records() if r.rungs]
+    assert front[0].number == max(nondominated_fronts(at0)[0], key=lambda p: p.accuracy).number
+
+
+def test_a_time_limited_sh_run_keeps_the_reserve_and_ends_with_a_fully_trained_front(tmp_path, monkeypatch):
+    """100 s of (fake) time, 5 s to measure and 90 s to train a candidate in full: sampling
+    until the time is up leaves six candidates at rung 0, two at rung 1 and nobody at the top;
+    keeping the reserve (one trial and 8/9 of a training) stops sampling in time to finish one,
+    overrunning by at most that one candidate's training past rung 0."""
+    worker = _sh_worker(tmp_path, monkeypatch, timeout=3600.0)
+    spent = _fake_engine(monkeypatch, worker)
+    worker.run(None, None, remaining=lambda: 100.0 - spent[0])
+    store = st.load_study("f", worker.rc.storage)
+    front = store.summary().front
+    assert front and all(r.rung == 2 for r in front), [(r.number, r.rung) for r in store.records()]
+    assert spent[0] <= 100.0 + 90.0 * 8 / 9 and len(store.rungs()) >= 2
+
 import os  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
@@ -204,6 +352,18 @@ def _row(arm, cpu_s, new_per_h, minutes=10.0, **kw):
     return {"arm": arm, "cpu_s": cpu_s, "new_per_cpu_hour": new_per_h, "minutes": minutes, **kw}
 
 
+def test_the_benchmark_gives_its_cpu_budget_as_wall_seconds_at_the_arms_cpu_rate():
+    from evit_search.reproduce.search_bench import cpu_budget
+
+    now = {"cpu": 100.0, "wall": 1000.0}
+    left = cpu_budget(600.0, t0=1000.0, c0=100.0, cpu_s=lambda: now["cpu"], clock=lambda: now["wall"])
+    assert left() == 600.0  # nothing spent, no rate yet: the CPU seconds as they are
+    now.update(cpu=400.0, wall=1150.0)  # 300 CPU s in 150 s: two cores busy
+    assert left() == pytest.approx(300.0 / 2.0)
+    now.update(cpu=750.0, wall=1400.0)
+    assert left() < 0  # spent: the run starts nothing new
+
+
 def test_the_benchmark_judges_each_aim_met_or_not():
     from evit_search.reproduce.search_bench import aims
 
@@ -280,7 +440,8 @@ def test_a_promotion_continues_its_rungs_run_and_is_claimed_once(tmp_path, monke
     rc = RunConfig(space="tiny", data="synthetic", protocol="proxy-fast", budget="0.5x", fidelity="sh", eta=3, trials=1,
                    storage=str(tmp_path / "s.db"), study="p", runs_dir=str(tmp_path / "runs"))
     worker = engine.Worker(rc)
-    monkeypatch.setattr(worker, "data", lambda: (SimpleNamespace(class_names=None, fingerprint=lambda: "fake-data"), None))
+    fake_data = SimpleNamespace(class_names=None, fingerprint=lambda: "fake-data")
+    monkeypatch.setattr(worker, "data", lambda: (fake_data, None))
     store = st.create_study("p", rc.storage, {})
     t = store.ask()
     cfg = efficientvit.get_config("efficientvit_m0")

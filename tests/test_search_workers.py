@@ -212,7 +212,7 @@ def test_the_parents_summary_reads_hold_the_host_lock(tmp_path, monkeypatch):
     real_summary = st.StudyStore.summary
     monkeypatch.setattr(st.StudyStore, "summary", lambda self: reads.append(held[0] > 0) or real_summary(self))
 
-    def two_outcomes(self, n_trials, deadline, on_trial=None, stop=None):  # the trials themselves are tested elsewhere
+    def two_outcomes(self, n_trials, deadline, on_trial=None, stop=None, remaining=None):  # trials: tested elsewhere
         for _ in range(2):
             on_trial({"status": "invalid", "reason": "scripted"})
         return 0

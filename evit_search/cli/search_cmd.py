@@ -32,14 +32,21 @@ def add(sub) -> None:
     p.add_argument("--reference", help="reference model (default: the space's, e.g. efficientvit_m4)")
     p.add_argument("--space", default="efficientvit", help="a space YAML file or a built-in name (efficientvit, tiny)")
     p.add_argument("--trials", type=positive_int, help="number of trials (this run)")
-    p.add_argument("--timeout", type=positive_float, help="seconds (from the command's start) after which no new trial starts")
+    p.add_argument("--timeout", type=positive_float,
+                   help="seconds (from the command's start) after which no new trial starts (with --fidelity sh, "
+                        "earlier: see there)")
     p.add_argument("--sampler", default="nsga2",
                    help=f"{', '.join(SAMPLERS)} (default nsga2, with a population of half the --trials, 4 to 16: a short "
                         "run learns after its first generation; tpe learns after 8 random trials)")
     p.add_argument("--fidelity", choices=["full", "sh"], default="full",
                    help="full (default): every feasible candidate trains the whole protocol; sh: successive halving, "
                         "every feasible candidate trains 1/eta^2 of it and the top 1/eta by non-dominated rank on "
-                        "(accuracy, throughput) go on to 1/eta, then to all of it (fronts use fully trained ones)")
+                        "(accuracy, throughput) go on to 1/eta, then to all of it (fronts use fully trained ones). "
+                        "The run finishes its front: once it starts no new trial (--trials reached, or the --timeout "
+                        "left is what one more trial and carrying a candidate to the top rung take, at the rung "
+                        "costs measured so far), the highest rung reached promotes at least one candidate "
+                        "(its most accurate non-dominated one), rung after rung, until one is fully trained (past "
+                        "--timeout if need be: one candidate's training from its rung to the top)")
     p.add_argument("--eta", type=positive_int, default=3, help="successive halving's reduction factor (default 3)")
     p.add_argument("--no-predict", action="store_true",
                    help="measure every candidate (by default, after 8 measured ones, a candidate that a throughput model "

@@ -1,10 +1,12 @@
 """``evit-search bench search``: what successive halving and the throughput model buy, measured.
 
 Three arms on one space and real data, with the same seed and the same CPU time each, one after
-the other (an arm stops at the first trial that starts after its CPU seconds, its measuring
-processes included, are spent; the trial in progress finishes, so the report states each arm's
-CPU seconds and whether they are equal within :data:`CPU_TOLERANCE`): (a) ``full``, every feasible candidate trained in full;
-(b) ``sh``, successive halving; (c) ``sh+predict``, successive halving and the throughput model.
+the other (an arm starts no trial after its CPU seconds, its measuring processes included, are
+spent; the trial in progress finishes, and a successive-halving arm stops sampling early enough
+to carry one candidate to the top rung, see :mod:`..search.fidelity`; so the report states each
+arm's CPU seconds and whether they are equal within :data:`CPU_TOLERANCE`): (a) ``full``, every
+feasible candidate trained in full; (b) ``sh``, successive halving; (c) ``sh+predict``,
+successive halving and the throughput model.
 Per arm: candidates sampled, measured, predicted infeasible, trained to each rung, CPU seconds,
 and the hypervolume of the fully trained feasible front (validation top-1 x throughput ratio,
 against one reference point for all arms) over time. The candidates (c) skipped are measured
@@ -18,6 +20,7 @@ import resource
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
@@ -72,6 +75,19 @@ class Arm:
                 "fully_trained": sum(1 for r in recs if r.status == "ok" and (r.fidelity or 1.0) >= 1.0)}
 
 
+def cpu_budget(budget_s: float, t0: float, c0: float, cpu_s: Callable[[], float] = _cpu_s,
+               clock: Callable[[], float] = time.time) -> Callable[[], float]:
+    """``remaining`` for a run: the CPU seconds left of ``budget_s`` as wall seconds at the CPU
+    rate the arm has had so far (its training takes several cores, its measuring one, a loaded
+    host less), the unit successive halving measures its rungs in; the CPU seconds left as they
+    are before the rate is known. At most zero once the CPU seconds are spent."""
+    def remaining() -> float:
+        used, wall = cpu_s() - c0, clock() - t0
+        rate = used / wall if wall > 1.0 and used > 0 else 1.0
+        return (budget_s - used) / max(rate, 0.1)
+    return remaining
+
+
 def run_arms(base: RunConfig, minutes: float, folder: Path, hooks: Hooks | None = None) -> list[Arm]:
     """Each arm in turn, until it has spent ``minutes`` of CPU time (one worker)."""
     hooks = hooks or Hooks()
@@ -83,7 +99,7 @@ def run_arms(base: RunConfig, minutes: float, folder: Path, hooks: Hooks | None 
                      **over)
         hooks.info(f"arm {name}: {minutes:g} CPU min")
         t0, c0 = time.time(), _cpu_s()
-        out = run_search(rc, hooks, stop=lambda c0=c0: _cpu_s() - c0 >= minutes * 60)
+        out = run_search(rc, hooks, remaining=cpu_budget(minutes * 60, t0, c0))
         arms.append(Arm(name, out.store, t0, time.time(), _cpu_s() - c0))
     audit(arms[-1], base, hooks)
     return arms

@@ -62,6 +62,8 @@ class Worker:
         self.prefilter = prefilter.parse_prefilter(rc.prefilter)
         self._data = None
         self._batch = None
+        self._failed: set[tuple[int, int]] = set()  # promotions that failed in this worker: not retried by it
+        self.time_up = False  # the last run ended for time (with successive halving: to finish its front)
 
     def open(self) -> st.StudyStore:
         """The study, with a sampler seeded from the run's seed and this worker's number in the study."""
@@ -83,22 +85,35 @@ class Worker:
         return self._data
 
     def run(self, n_trials: int | None, deadline: float | None, on_trial: TrialCallback | None = None,
-            stop: Callable[[], bool] | None = None) -> int:
+            stop: Callable[[], bool] | None = None, remaining: Callable[[], float] | None = None) -> int:
         """Trials until ``n_trials`` new architectures were evaluated (duplicates and invalid
-        samples do not count) or the deadline passes; with successive halving, a promotion comes
-        before a new trial, and promotions go on until none is due. Returns how many new
+        samples do not count) or the time is up: ``deadline`` (Unix time) or ``remaining``
+        (seconds left of a budget the caller keeps, e.g. the search benchmark's CPU time), the
+        earlier. With successive halving a promotion comes before a new trial, and the run
+        finishes its front (:mod:`.fidelity`): once it will start no new trial -- the count is
+        reached, or the time left is within the reserve that finishing needs -- promotion relaxes
+        until a candidate is at the top rung, past the time limit if need be. Returns how many new
         architectures were evaluated. ``stop``: asked before each trial or promotion, ends the run
-        when true (the search benchmark's CPU-time budget)."""
+        at once when true."""
         store = self.open()
         done = repeats = 0
-        while (deadline is None or time.time() < deadline) and not (stop and stop()):
-            job = self._next_promotion(store) if self.rc.fidelity == "sh" else None
-            if job is not None:
-                out = self._promote(store, *job)
-                if on_trial:
-                    on_trial(out)
-                continue
-            if n_trials is not None and done >= n_trials:
+        self.time_up = False
+        while not (stop and stop()):
+            left = min([t for t in (deadline - time.time() if deadline is not None else None,
+                                    remaining() if remaining is not None else None) if t is not None], default=None)
+            trials_over = n_trials is not None and done >= n_trials
+            if self.rc.fidelity == "sh":
+                job, no_new = self._next_promotion(store, trials_over, left)
+                if job is not None:
+                    out = self._promote(store, *job)
+                    if on_trial:
+                        on_trial(out)
+                    continue
+                if no_new:
+                    self.time_up = not trials_over
+                    break
+            elif trials_over or (left is not None and left <= 0):
+                self.time_up = not trials_over
                 break
             rec = self.run_trial(store)
             if on_trial:
@@ -117,25 +132,39 @@ class Worker:
         return done
 
     # ------------------------------------------------------------------ successive halving
-    def _next_promotion(self, store: st.StudyStore) -> tuple[int, int] | None:
-        """A (trial, rung) this worker has claimed and should train next, or None."""
+    def _next_promotion(self, store: st.StudyStore, trials_over: bool = False,
+                        left: float | None = None) -> tuple[tuple[int, int] | None, bool]:
+        """(a (trial, rung) this worker has claimed and should train next, or None; whether the
+        run starts no new trial). ``left``: seconds of the run's time left (None: no limit). Once
+        no new trial starts, the finishing promotions come first; past the time limit, only they."""
         at_rung: dict[int, list[fidelity.Point]] = {}
         promoted: dict[int, set[int]] = {}
         states = store.rungs()
+        trial_s = []
         for r in store.records():
             if r.status != "ok" or r.ratio is None or r.number not in states:
                 continue
             state = states[r.number]
             reached = {e["rung"] for e in state["rungs"]}
+            if r.duration_s:
+                trial_s.append(r.duration_s)  # measuring and rung-0 training of a feasible candidate
             for e in state["rungs"]:
                 at_rung.setdefault(e["rung"], []).append(fidelity.Point(r.number, e["top1"], r.ratio))
                 if e["rung"] + 1 in reached or (state.get("promoting") or {}).get("rung") == e["rung"] + 1:
                     promoted.setdefault(e["rung"], set()).add(r.number)
         top = len(self.rungs) - 1
-        for number, rung in fidelity.promotable(at_rung, promoted, self.rc.eta, top):
-            if store.claim_promotion(number, rung):
-                return number, rung
-        return None
+        overtime = left is not None and left <= 0
+        reserve = fidelity.reserve_s(states, self.rungs, sorted(trial_s)[len(trial_s) // 2] if trial_s else None)
+        no_new = trials_over or overtime or (left is not None and left <= reserve)
+        jobs = fidelity.finishing(at_rung, promoted, self.rc.eta, top) if no_new else []
+        if not overtime:  # a plain promotion, when time is limited, only if it fits in what is left
+            per = fidelity.seconds_per_fraction(states, self.rungs) or 0.0
+            jobs += [(n, rung) for n, rung in fidelity.promotable(at_rung, promoted, self.rc.eta, top)
+                     if left is None or (self.rungs[rung] - self.rungs[rung - 1]) * per <= left]
+        for number, rung in jobs:
+            if (number, rung) not in self._failed and store.claim_promotion(number, rung):
+                return (number, rung), no_new
+        return None, no_new
 
     def _promote(self, store: st.StudyStore, number: int, rung: int) -> dict:
         """Train trial ``number`` on from its last rung's checkpoint to ``rung``."""
@@ -144,10 +173,12 @@ class Worker:
         try:
             res, ckpt = self._train(cfg, store, number, rung)
         except Exception as e:  # noqa: BLE001 - the promotion failed: another worker may retry it
+            self._failed.add((number, rung))
             store.release_promotion(number)
             log.exception("promotion of trial %d to rung %d failed", number, rung)
             return {"number": number, "status": "failed", "reason": f"promotion to rung {rung}: {e}"}
         if res.status != "ok":
+            self._failed.add((number, rung))
             store.release_promotion(number)
             return {"number": number, "status": "failed", "reason": f"promotion to rung {rung}: {res.reason}"}
         store.record_rung(number, self._rung_entry(rung, res, store, ckpt))
@@ -204,7 +235,8 @@ class Worker:
 
             # 3b. a candidate predicted well below the speed budget is neither measured nor trained
             if self.rc.predict and self.budget.min_ratio is not None:
-                model = predictor.fit(store.records(), self.rc.backend)
+                model = predictor.fit(store.records(), self.rc.backend, reference=(
+                    store.attrs.get("reference_config"), store.attrs.get("reference_cost")))
                 if model is not None:
                     predicted = model.predict(cfg.to_dict(), cost.to_dict())
                     trial.set("predicted_ratio", predicted)
@@ -215,7 +247,8 @@ class Worker:
                             cons["throughput_ratio"] = self.budget.min_ratio - predicted
                             return trial.finish("predicted-infeasible", constraints=cons, reason=(
                                 f"predicted {predicted:.2f}x the reference; even x{model.margin:.2f} (the predictor's "
-                                f"90th-percentile error over {model.n} candidates) is below {self.budget.min_ratio:g}x"))
+                                f"{predictor.CONFIDENCE:.0%} error bound over {model.n} candidates) is below "
+                                f"{self.budget.min_ratio:g}x"))
                         trial.set("would_skip", True)  # benchmarks measure it anyway, to check the skip
 
             # 4. throughput, with the reference re-measured in the same session (the ratio is an

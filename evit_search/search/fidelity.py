@@ -7,6 +7,22 @@ by non-dominated rank on (rung accuracy, measured throughput ratio), of the cand
 reached that rung. Promotion is asynchronous (a free worker promotes what it may, else it starts
 a new trial), claimed atomically in the study, and a promoted candidate continues from its
 rung's checkpoint. Fronts and verdicts use top-rung candidates only.
+
+Finishing the front. Plain ASHA promotes ``len // eta`` of a rung, so a short run (fewer than
+eta^2 feasible candidates, or a time budget spent on new trials) ends with nobody at the top
+rung and an empty front. As asynchronous runs do in practice, the run finishes what it started.
+Once it will start no new trial -- its trial count is reached, or, while no candidate is at the
+top rung, the time left (``--timeout``, or a benchmark's budget) is no more than
+:func:`reserve_s`: one more trial plus carrying one candidate from the highest rung reached to the
+top, at the rung costs measured so far -- promotion relaxes until a candidate is at the top rung:
+the highest rung below the top that holds candidates promotes at least one, its non-dominated
+best (k = max(1, len // eta); of its first front's two ends the most accurate goes first, the end
+a budget-constrained search values most). Highest rung first, because that candidate is the
+cheapest to finish. Past the time limit only this finishing chain runs (at most one candidate's
+training from its rung to the top); a plain promotion runs, when time is limited, only if its
+measured cost fits in the time left. Once a candidate is at the top, new trials start until the
+time is up, as without successive halving. The relaxation is a pure function of the stored
+rungs, claimed like any promotion: resumable, and never done twice by two workers.
 """
 
 from __future__ import annotations
@@ -53,10 +69,11 @@ def _crowding(front: list[Point]) -> dict[int, float]:
     return dist
 
 
-def top_fraction(points: list[Point], eta: int) -> list[int]:
-    """The numbers of the top ``len(points) // eta`` points by non-dominated rank (ties within the
-    last front broken by crowding distance, then by trial number)."""
-    k = len(points) // eta
+def top_fraction(points: list[Point], eta: int, at_least: int = 0) -> list[int]:
+    """The numbers of the top ``max(at_least, len(points) // eta)`` points by non-dominated rank
+    (ties within the last front broken by crowding distance, then by accuracy -- of a front's two
+    ends, the most accurate first -- then by trial number)."""
+    k = min(len(points), max(at_least, len(points) // eta))
     chosen: list[int] = []
     for front in nondominated_fronts(points):
         if len(chosen) >= k:
@@ -65,7 +82,8 @@ def top_fraction(points: list[Point], eta: int) -> list[int]:
             chosen += [p.number for p in front]
         else:
             crowd = _crowding(front)
-            chosen += [p.number for p in sorted(front, key=lambda p: (-crowd[p.number], p.number))][: k - len(chosen)]
+            order = sorted(front, key=lambda p: (-crowd[p.number], -p.accuracy, p.number))
+            chosen += [p.number for p in order][: k - len(chosen)]
     return chosen
 
 
@@ -78,3 +96,43 @@ def promotable(at_rung: dict[int, list[Point]], promoted: dict[int, set[int]], e
             continue
         out += [(n, rung + 1) for n in top_fraction(at_rung[rung], eta) if n not in promoted.get(rung, set())]
     return out
+
+
+def finishing(at_rung: dict[int, list[Point]], promoted: dict[int, set[int]], eta: int,
+              top: int) -> list[tuple[int, int]]:
+    """The relaxed promotions that finish the front once the run starts no new trial: while no
+    candidate is at the ``top`` rung, the highest rung below it that holds candidates promotes
+    its top ``max(1, len // eta)`` (one alone: its most accurate non-dominated point), less those
+    already promoted or being promoted. Empty once a candidate is at the top."""
+    if at_rung.get(top):
+        return []
+    for rung in sorted((r for r in at_rung if r < top and at_rung[r]), reverse=True):
+        picks = top_fraction(at_rung[rung], eta, at_least=1)
+        return [(n, rung + 1) for n in picks if n not in promoted.get(rung, set())]
+    return []
+
+
+def seconds_per_fraction(states: dict[int, dict], fracs: list[float]) -> float | None:
+    """Measured training seconds per whole protocol: the median over every rung entry of its
+    seconds divided by the fraction it added (a promotion continues from the rung below)."""
+    rates = []
+    for state in states.values():
+        for e in state.get("rungs", []):
+            r = e["rung"]
+            added = fracs[r] - (fracs[r - 1] if r > 0 else 0.0)
+            if e.get("seconds") and added > 0:
+                rates.append(e["seconds"] / added)
+    return sorted(rates)[len(rates) // 2] if rates else None
+
+
+def reserve_s(states: dict[int, dict], fracs: list[float], trial_s: float | None) -> float:
+    """Seconds to keep when time is limited: one more trial (``trial_s``, a new feasible
+    candidate's measuring and rung-0 training as measured so far) plus carrying one candidate
+    from the highest rung reached to the top. Nothing while no candidate reached rung 0 (nothing
+    to finish) or once one is at the top (finished: new trials start until the time is up, as
+    without successive halving)."""
+    reached = [e["rung"] for state in states.values() for e in state.get("rungs", [])]
+    if not reached or max(reached) >= len(fracs) - 1:
+        return 0.0
+    per = seconds_per_fraction(states, fracs) or 0.0
+    return (trial_s or 0.0) + (1.0 - fracs[max(reached)]) * per

@@ -52,10 +52,13 @@ def open_run_study(rc: RunConfig, space: SearchSpace) -> st.StudyStore:
     return st.create_study(rc.study, rc.storage, attrs, rc.resume_key())
 
 
-def run_search(rc: RunConfig, hooks: Hooks, stop: Callable[[], bool] | None = None) -> RunOutcome:
-    """The run: ``stop`` (one worker only) is asked before each trial and ends the run when true."""
-    if stop is not None and rc.jobs != 1:
-        raise ValueError("run_search: a stop condition needs jobs=1")
+def run_search(rc: RunConfig, hooks: Hooks, stop: Callable[[], bool] | None = None,
+               remaining: Callable[[], float] | None = None) -> RunOutcome:
+    """The run: ``stop`` (one worker only) is asked before each trial and ends the run when true;
+    ``remaining`` (one worker only) says how many seconds of the caller's budget are left, so
+    that successive halving keeps what finishing its front needs (see :meth:`Worker.run`)."""
+    if (stop is not None or remaining is not None) and rc.jobs != 1:
+        raise ValueError("run_search: a stop condition or a remaining budget needs jobs=1")
     deadline = time.time() + rc.timeout if rc.timeout else None  # counted from the command's start
     space, budget = check_run_config(rc)
     worker = Worker(rc)
@@ -93,7 +96,7 @@ def run_search(rc: RunConfig, hooks: Hooks, stop: Callable[[], bool] | None = No
             refresh()
             hooks.trial(outcome)
 
-        worker.run(rc.trials, deadline, on_trial=on_trial, stop=stop)
+        worker.run(rc.trials, deadline, on_trial=on_trial, stop=stop, remaining=remaining)
     else:
         ctx = mp.get_context("spawn")
         procs = [ctx.Process(target=worker_entry, args=(asdict(rc), n, deadline, os.getpid()), daemon=False)
@@ -111,7 +114,8 @@ def run_search(rc: RunConfig, hooks: Hooks, stop: Callable[[], bool] | None = No
     summary = refresh()
     added = [r for r in summary.records if r.number >= start_n]
     evaluated = sum(1 for r in added if r.status not in NOT_NEW)
-    timed_out = deadline is not None and time.time() >= deadline
+    # a worker with successive halving stops sampling before the time is up, to finish its front
+    timed_out = (deadline is not None and time.time() >= deadline) or (rc.jobs == 1 and worker.time_up)
     return RunOutcome(store, summary, len(added), evaluated, timed_out, bad)
 
 
