@@ -2,13 +2,35 @@
 
 import pytest
 
+from evit_search.errors import UserError
+from evit_search.search.config import RunConfig, check_run_config
 from evit_search.search.fidelity import (Point, finishing, fractions, nondominated_fronts, promotable, reserve_s,
-                                         top_fraction)
+                                         rung_count, top_fraction)
 
 
 def test_rungs_are_fractions_of_the_training():
     assert fractions(3) == pytest.approx([1 / 9, 1 / 3, 1.0])
     assert fractions(2) == pytest.approx([0.25, 0.5, 1.0])
+
+
+def test_no_rung_ends_inside_three_warm_ups():
+    # the default CPU proxy: 1 epoch, warm-up 0.1 -> 1/9 would end at 1.1 warm-ups (ranked at chance, measured)
+    assert rung_count(3, epochs=1, warmup_epochs=0.1) == 2
+    assert rung_count(3, epochs=300, warmup_epochs=5) == 3  # the paper's schedule: 1/9 is 33 epochs
+    assert rung_count(3, epochs=9, warmup_epochs=1) == 2 and rung_count(3, epochs=9, warmup_epochs=1 / 3) == 3
+    assert rung_count(2, epochs=1, warmup_epochs=0.0) == 3  # no warm-up: every rung is past it
+    assert rung_count(3, epochs=1, warmup_epochs=0.5) == 2  # never fewer than two rungs
+
+
+def test_a_run_gets_the_protocols_rungs_unless_told():
+    assert RunConfig(protocol="proxy", fidelity="sh").rung_fractions() == pytest.approx([1 / 3, 1.0])
+    assert RunConfig(protocol="proxy", fidelity="sh", rungs=3).rung_fractions() == pytest.approx([1 / 9, 1 / 3, 1.0])
+    assert RunConfig(protocol="paper", fidelity="sh").rung_fractions() == pytest.approx([1 / 9, 1 / 3, 1.0])
+    assert RunConfig(protocol="proxy").rung_fractions() == [1.0]
+    key = RunConfig(protocol="proxy", fidelity="sh", trials=1).resume_key()
+    assert key["rungs"] == pytest.approx([1 / 3, 1.0])  # a resumed study keeps its rungs
+    with pytest.raises(UserError, match="--rungs=1"):
+        check_run_config(RunConfig(fidelity="sh", rungs=1, trials=1))
 
 
 def test_fronts_are_non_dominated_layers():
@@ -115,7 +137,7 @@ def _sh_worker(tmp_path, monkeypatch, **kw):
     from evit_search.search.run import open_run_study
 
     rc = RunConfig(space="tiny", data="synthetic", protocol="proxy-fast", budget="0.5x", sampler="random",
-                   fidelity="sh", eta=3, storage=str(tmp_path / "s.db"), study="f", runs_dir=str(tmp_path / "runs"),
+                   fidelity="sh", eta=3, rungs=3, storage=str(tmp_path / "s.db"), study="f", runs_dir=str(tmp_path / "runs"),
                    zerocost=False, predict=False, train_reference=False, paper_models=False, **kw)
     worker = engine.Worker(rc)
     open_run_study(rc, worker.space)
@@ -140,6 +162,32 @@ def test_the_engine_relaxes_promotion_only_once_sampling_has_ended(tmp_path, mon
     assert worker._next_promotion(store, trials_over=True, left=None) == ((1, 1), True)
     store.release_promotion(1)
     assert worker._next_promotion(store, trials_over=False, left=-5.0) == ((1, 1), True)
+
+
+def test_the_benchmark_measures_what_the_model_skipped(tmp_path, monkeypatch):
+    """The audit after the sh+predict arm measures every predicted-infeasible candidate and counts
+    those that meet the budget, with the benchmark's own settings (no trial count, no timeout)."""
+    import time
+    from dataclasses import replace
+
+    import efficientvit
+    from evit_search.hooks import Hooks
+    from evit_search.reproduce.search_bench import Arm, audit
+
+    worker = _sh_worker(tmp_path, monkeypatch, trials=1)
+    _fake_engine(monkeypatch, worker)  # ratios 0.6-1.0x from the architecture's id
+    store = worker.open()
+    cfgs = [efficientvit.get_config(m) for m in ("efficientvit_m0", "efficientvit_m1", "efficientvit_m2")]
+    for cfg in cfgs:
+        t = store.ask()
+        t.set("config", cfg.to_dict())
+        t.finish("predicted-infeasible", reason="predicted below", constraints={"throughput_ratio": 0.1})
+    ratios = [0.6 + int(c.arch_id()[:4], 16) % 40 / 100 for c in cfgs]
+    arm = Arm("sh+predict", store, time.time(), time.time(), 1.0)
+    audit(arm, replace(worker.rc, trials=None, timeout=None), Hooks())
+    assert arm.skipped_checked == 3 and arm.skipped_feasible == sum(r >= 0.5 for r in ratios) == 3
+    audit(arm, replace(worker.rc, budget="0.9x", trials=None, timeout=None), Hooks())
+    assert arm.skipped_feasible == sum(r >= 0.9 for r in ratios)
 
 
 def test_with_little_time_left_a_plain_promotion_runs_only_if_it_fits(tmp_path, monkeypatch):
@@ -196,7 +244,7 @@ from test_search import BASE, _wait_for, cli  # noqa: E402
 
 from evit_search import storage as st  # noqa: E402
 
-SH = ["--fidelity", "sh", "--eta", "2", "--no-train-reference", "--no-predict"]
+SH = ["--fidelity", "sh", "--eta", "2", "--rungs", "3", "--no-train-reference", "--no-predict"]
 
 
 def _check_rungs(url, name):
@@ -437,7 +485,7 @@ def test_a_promotion_continues_its_rungs_run_and_is_claimed_once(tmp_path, monke
 
     monkeypatch.setattr(engine, "train", fake_train)
     monkeypatch.setattr(engine, "save_model", lambda path, *a, **k: path)
-    rc = RunConfig(space="tiny", data="synthetic", protocol="proxy-fast", budget="0.5x", fidelity="sh", eta=3, trials=1,
+    rc = RunConfig(space="tiny", data="synthetic", protocol="proxy-fast", budget="0.5x", fidelity="sh", eta=3, rungs=3, trials=1,
                    storage=str(tmp_path / "s.db"), study="p", runs_dir=str(tmp_path / "runs"))
     worker = engine.Worker(rc)
     fake_data = SimpleNamespace(class_names=None, fingerprint=lambda: "fake-data")

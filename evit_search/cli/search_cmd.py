@@ -41,13 +41,18 @@ def add(sub) -> None:
     p.add_argument("--fidelity", choices=["full", "sh"], default="full",
                    help="full (default): every feasible candidate trains the whole protocol; sh: successive halving, "
                         "every feasible candidate trains 1/eta^2 of it and the top 1/eta by non-dominated rank on "
-                        "(accuracy, throughput) go on to 1/eta, then to all of it (fronts use fully trained ones). "
+                        "(accuracy, throughput) go on to 1/eta, then to all of it (fronts use fully trained ones); "
+                        "with fewer rungs where the lowest would end within 3 warm-ups (the default proxy: 1/3, 1; "
+                        "see --rungs). "
                         "The run finishes its front: once it starts no new trial (--trials reached, or the --timeout "
                         "left is what one more trial and carrying a candidate to the top rung take, at the rung "
                         "costs measured so far), the highest rung reached promotes at least one candidate "
                         "(its most accurate non-dominated one), rung after rung, until one is fully trained (past "
                         "--timeout if need be: one candidate's training from its rung to the top)")
     p.add_argument("--eta", type=positive_int, default=3, help="successive halving's reduction factor (default 3)")
+    p.add_argument("--rungs", type=positive_int, default=None,
+                   help="successive halving's rungs, eta^-(rungs-1) ... 1 of the protocol (default: 3, or fewer so that "
+                        "the lowest trains at least 3 warm-up lengths: a rung inside the warm-up ranks at chance)")
     p.add_argument("--no-predict", action="store_true",
                    help="measure every candidate (by default, after 8 measured ones, a candidate that a throughput model "
                         "fitted to them predicts below the budget by more than its own error is stored as "
@@ -135,7 +140,7 @@ def run_run(args) -> int:
                    device=args.device, precision="amp" if args.amp else "fp32", runs_dir=args.runs_dir,
                    train_reference=not args.no_train_reference, ref_seeds=args.ref_seeds, attempts=args.attempts,
                    paper_models=not args.no_paper_models, predict=not args.no_predict, zerocost=not args.no_zerocost,
-                   prefilter=args.prefilter, fidelity=args.fidelity, eta=args.eta,
+                   prefilter=args.prefilter, fidelity=args.fidelity, eta=args.eta, rungs=args.rungs,
                    measure=asdict(Settings(seconds=args.measure_seconds, warmup_s=args.measure_seconds,
                                            min_rounds=args.measure_rounds, max_rounds=max(10, args.measure_rounds))))
     console = Console()

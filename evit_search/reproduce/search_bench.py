@@ -111,7 +111,8 @@ def audit(arm: Arm, base: RunConfig, hooks: Hooks) -> None:
     if not skipped:
         arm.skipped_feasible, arm.skipped_checked = 0, 0
         return
-    worker = Worker(replace(base, storage=arm.store.url, study=arm.store.name))
+    # the benchmark's own settings have no trial count or timeout (its arms run on CPU time)
+    worker = Worker(replace(base, storage=arm.store.url, study=arm.store.name, trials=len(skipped)))
     wrong = 0
     for r in skipped:
         cands, _ = worker._measure(efficientvit.EfficientViTConfig.from_dict(r.config))

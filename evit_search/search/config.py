@@ -13,6 +13,7 @@ from ..measure.runner import usable_backends
 from ..storage import SAMPLERS, local_path, storage_identity
 from ..training.device import check_precision, resolve_device
 from ..training.protocols import get_protocol
+from . import fidelity
 from .budget import Budget, parse_budget
 from .prefilter import parse_prefilter
 from .space import SearchSpace, load_space
@@ -51,6 +52,7 @@ class RunConfig:
     paper_models: bool = True  # enqueue M0-M5 (those in the space) as the first trials
     fidelity: str = "full"  # full: every feasible candidate trains in full; sh: successive halving over rungs
     eta: int = 3  # successive halving: the top 1/eta of a rung is promoted; rungs are eta^-2, eta^-1, 1
+    rungs: int | None = None  # successive halving: how many (None: fidelity.rung_count for the protocol)
     predict: bool = True  # skip candidates a throughput model predicts well below the budget
     predict_audit: bool = False  # measure them anyway and mark them (benchmarks check the skips)
     zerocost: bool = True  # zero-cost scores (seconds) on every measured candidate, stored for calibration
@@ -66,7 +68,16 @@ class RunConfig:
         return {"space": self.space, "budget": self.budget, "reference": self.reference, "backend": self.backend,
                 "data": self.data, "protocol": self.protocol, "epochs": self.epochs, "classes": self.classes,
                 "per_class": self.per_class, "seed": self.seed, "train_device": self.device_kind(),
-                "precision": self.precision, "fidelity": self.fidelity, "eta": self.eta if self.fidelity == "sh" else None}
+                "precision": self.precision, "fidelity": self.fidelity, "eta": self.eta if self.fidelity == "sh" else None,
+                "rungs": self.rung_fractions() if self.fidelity == "sh" else None}
+
+    def rung_fractions(self) -> list[float]:
+        """The shares of the protocol's training at which successive halving ranks (``[1.0]``
+        without it): ``rungs`` of them, or as many as :func:`fidelity.rung_count` allows."""
+        if self.fidelity != "sh":
+            return [1.0]
+        p = get_protocol(self.protocol, epochs=self.epochs)
+        return fidelity.fractions(self.eta, self.rungs or fidelity.rung_count(self.eta, p.epochs, p.warmup_epochs))
 
     def runs_root(self) -> Path:
         """Where trained candidates are saved: ``--runs-dir``, else beside the storage file
@@ -108,6 +119,8 @@ def check_run_config(rc: RunConfig) -> tuple[SearchSpace, Budget]:
         raise UserError(f"--fidelity={rc.fidelity!r} is not one of full, sh")
     if rc.eta < 2:
         raise UserError(f"--eta={rc.eta} must be at least 2")
+    if rc.rungs is not None and rc.rungs < 2:
+        raise UserError(f"--rungs={rc.rungs} must be at least 2 (successive halving ranks at a lower rung, then trains in full)")
     if parse_prefilter(rc.prefilter) is not None and not rc.zerocost:
         raise UserError(f"--prefilter={rc.prefilter} needs the zero-cost scores: drop --no-zerocost")
     if rc.sampler not in SAMPLERS:

@@ -187,7 +187,7 @@ class Worker:
 
     @property
     def rungs(self) -> list[float]:
-        return fidelity.fractions(self.rc.eta) if self.rc.fidelity == "sh" else [1.0]
+        return self.rc.rung_fractions()
 
     def _rung_entry(self, rung: int, res, store: st.StudyStore, ckpt) -> dict:
         entry = {"rung": rung, "fraction": res.fraction, "top1": res.top1, "val_loss": res.val_loss,
