@@ -260,9 +260,11 @@ def write_report(arms: list[Arm], budget_ratio: float, reports_dir: Path, desc: 
     lines += [aim.line() for aim in aims(rows, curves, budget_cpu_s)]
     files.write_md(lines, next((r.env for r in arms[0].store.records() if r.env), {}))
     with figure(files.png, figsize=(7, 4.5)) as (fig, ax):
-        for name, pts in curves.items():
+        for a in arms:  # each curve runs on, flat, to its arm's end
+            pts, end = curves[a.name], (a.ended - a.started) / 60
             if pts:
-                ax.step([0.0] + [t for t, _ in pts], [0.0] + [hv for _, hv in pts], where="post", label=name)
+                ax.step([0.0] + [t for t, _ in pts] + [max(end, pts[-1][0])], [0.0] + [hv for _, hv in pts] + [pts[-1][1]],
+                        where="post", label=a.name)
         ax.set_xlabel("minutes since the arm started")
         ax.set_ylabel("hypervolume of the fully trained front")
         ax.grid(alpha=0.3)
