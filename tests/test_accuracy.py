@@ -73,3 +73,20 @@ def test_without_measured_noise_no_front_member_is_called_indistinguishable():
 
     front = [TrialRecord(0, "complete", "ok", accuracy=80.0), TrialRecord(1, "complete", "ok", accuracy=80.1)]
     assert indistinguishable_from(front, reference_noise({"reference_result": {"top1": 80.0, "n": 1}})) == {0: [], 1: []}
+
+
+def test_taus_between_stored_summaries():
+    from evit_search.reproduce.proxycheck import follows_paper, tau_between
+
+    paper = {"m0": 63.2, "m1": 68.4, "m2": 70.8, "m3": 73.4}
+    long = {m: {"mean": 80.0 + i, "paper_top1": p} for i, (m, p) in enumerate(paper.items())}
+    proxy = {m: {"mean": v, "val_loss": loss} for m, v, loss in
+             (("m0", 70.0, 0.9), ("m1", 72.0, 0.8), ("m2", 71.0, 0.7), ("m3", 73.0, 0.6), ("m9", 99.0, 0.1))}
+    tau, p, n = tau_between(proxy, long)
+    assert n == 4 and tau == pytest.approx(4 / 6) and 0 < p <= 1  # one of six pairs swapped (m1/m2); m9 not in both
+    assert tau_between(proxy, long, "val_loss")[0] == pytest.approx(1.0)  # lower loss ranks first
+    assert follows_paper(long)
+    long["m1"]["mean"] = 82.5  # m1 above m2: no longer the paper's order
+    assert not follows_paper(long)
+    long["m1"]["mean"] = long["m2"]["mean"]  # a tie is no order
+    assert not follows_paper(long)

@@ -196,3 +196,27 @@ def fidelity(protocol: Protocol, models: list[str], done: dict, long: Fidelity |
         gaps = [abs(b["mean"] - a["mean"]) for a, b in zip(by_paper, by_paper[1:])]
         f.min_gap_over_sd = min(gaps) / f.seed_sd if gaps else None
     return f
+
+
+# --------------------------------------------------------------------------- taus from stored summaries
+def tau_between(a: dict, b: dict, score: str = "mean") -> tuple[float, float, int]:
+    """Kendall tau and exact p between two ``proxy-check --json`` summaries' per-model ``models``
+    (``a`` ranked by ``score``: ``mean`` top-1, or ``val_loss``, lower is better; ``b`` by its
+    top-1 mean) over the models both hold, and how many that is. The long run of a protocol study
+    can so be ranked against a proxy measured earlier, on another host, without training either
+    again."""
+    common = [m for m in a if m in b and a[m].get(score) is not None and b[m].get("mean") is not None]
+    sign = -1.0 if score == "val_loss" else 1.0
+    tau, p = kendall_test([sign * a[m][score] for m in common], [b[m]["mean"] for m in common])
+    return tau, p, len(common)
+
+
+def follows_paper(models: dict) -> bool:
+    """Whether a summary's top-1 means rank its models strictly in the paper's order. When a long
+    run does, a proxy's tau against it equals its tau against the paper (the same ranking), so the
+    tau against the long run is known for a protocol whose per-model means were not kept."""
+    ranked = [m for m in models if models[m].get("paper_top1") is not None and models[m].get("mean") is not None]
+    ours = sorted(ranked, key=lambda m: models[m]["mean"])
+    theirs = sorted(ranked, key=lambda m: models[m]["paper_top1"])
+    means = [models[m]["mean"] for m in ranked]
+    return len(ranked) >= 2 and len(set(means)) == len(means) and ours == theirs

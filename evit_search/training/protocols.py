@@ -102,7 +102,8 @@ PROTOCOLS: dict[str, Protocol] = {
         _cpu("cpu-64px-1x45k", 1, 64, 4500, 0.1, "CPU candidate, more images"),
         _cpu("cpu-96px-1x20k", 1, 96, 2000, 0.1, "CPU candidate, a 6x3x2 token grid"),
         _cpu("cpu-112px-2x10k", 2, 112, 1000, 0.2, "CPU candidate, a 7x4x2 token grid, two epochs"),
-        _cpu("cpu-long", 3, 112, 4000, 0.3, "long run on the same data (10x a proxy's compute), to rank proxies against"),
+        _cpu("cpu-long", 3, 112, 5000, 0.3, "long run on the same data, to rank proxies against: 10x the default "
+                                            "proxy's images (3 x 50k against 1 x 15k at 112 px)"),
         Protocol("proxy-fast", epochs=1, img_size=32, batch_size=64, lr=4e-3, warmup_epochs=0.2, mixup=0.0, cutmix=0.0,
                  label_smoothing=0.0, rand_augment=None, random_erasing=0.0, crop_scale=(0.6, 1.0), ema_decay=None,
                  clip_grad=None, train_per_class=100, val_per_class=50, test_per_class=50,

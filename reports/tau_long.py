@@ -1,0 +1,88 @@
+"""Kendall tau of each CPU proxy against a long run on the same data, from stored summaries.
+
+The protocol study (`proxy-study-*`) asks two taus of every proxy: against the paper's ImageNet
+top-1 (proxy error and dataset gap together) and against a long run on the same data (the proxy's
+own error). The long run is `evit-search proxy-check --protocol cpu-long --seeds 1 --json LONG`.
+This script ranks against it, without training anything again:
+
+- a protocol with a `proxy-check --json` summary (per-model means): its top-1 means and its mean
+  validation losses against the long run's top-1 means;
+- a row of the study CSV without per-model means: its tau against the long run equals its tau
+  against the paper when the long run ranks the models in the paper's order (the same ranking), and
+  is left unknown otherwise.
+
+    python reports/tau_long.py --long LONG.json --study reports/proxy-study-X.csv \
+        --summary proxy=reports/proxy-check-proxy-X.json [--csv OUT.csv]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+from evit_search.reproduce.proxycheck import follows_paper, tau_between
+from evit_search.stats import kendall_test
+
+
+def _fmt(v: float | None, digits: int = 3) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--long", required=True, type=Path, help="proxy-check --json summary of the long run")
+    ap.add_argument("--study", type=Path, help="protocol study CSV (protocol, tau_paper columns)")
+    ap.add_argument("--summary", action="append", default=[], metavar="PROTOCOL=FILE",
+                    help="a protocol's proxy-check --json summary (per-model means), repeatable")
+    ap.add_argument("--csv", type=Path, help="also write the table as CSV")
+    args = ap.parse_args(argv)
+
+    long = json.loads(args.long.read_text())
+    lm = long["models"]
+    paper = [m for m in lm if lm[m].get("paper_top1") is not None]
+    tau_lp, p_lp = kendall_test([lm[m]["mean"] for m in paper], [lm[m]["paper_top1"] for m in paper])
+    same_order = follows_paper(lm)
+    print(f"long run `{long['protocol']}` ({len(lm)} models, {long['seeds']} seed(s) per model): "
+          f"tau vs paper {tau_lp:.3f} (p {p_lp:.3g}); ranks the models in the paper's order: {'yes' if same_order else 'no'}")
+    print("long run top-1 (validation split): " + ", ".join(f"{m.removeprefix('efficientvit_')} {lm[m]['mean']:.2f}"
+                                                          for m in sorted(lm, key=lambda m: lm[m]["mean"])))
+
+    rows = []
+    for spec in args.summary:
+        name, _, path = spec.partition("=")
+        if not path:
+            ap.error(f"--summary {spec!r}: expected PROTOCOL=FILE")
+        s = json.loads(Path(path).read_text())["models"]
+        tau, p, n = tau_between(s, lm)
+        tau_l, p_l, _ = tau_between(s, lm, "val_loss")
+        rows.append({"protocol": name, "tau_long": tau, "p_long": p, "tau_long_loss": tau_l, "p_long_loss": p_l,
+                     "models": n, "how": "per-model means"})
+    if args.study:
+        with args.study.open() as fh:
+            for r in csv.DictReader(fh):
+                if any(x["protocol"] == r["protocol"] for x in rows):
+                    continue
+                tau, p = (float(r["tau_paper"]), float(r["p_paper"])) if same_order else (None, None)
+                rows.append({"protocol": r["protocol"], "tau_long": tau, "p_long": p,
+                             "tau_long_loss": None, "p_long_loss": None, "models": len(paper),
+                             "how": "= tau vs paper (the long run ranks as the paper does)" if same_order
+                             else "unknown: no per-model means kept, and the long run ranks unlike the paper"})
+
+    print("\n| protocol | tau vs long run, top-1 (p) | tau vs long run, val loss (p) | models | how |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['protocol']} | {_fmt(r['tau_long'])} ({_fmt(r['p_long'], 3)}) | {_fmt(r['tau_long_loss'])} "
+              f"({_fmt(r['p_long_loss'], 3)}) | {r['models']} | {r['how']} |")
+    if args.csv:
+        with args.csv.open("w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["protocol"])
+            w.writeheader()
+            w.writerows(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
