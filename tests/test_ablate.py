@@ -330,3 +330,19 @@ def test_a_rematched_rows_old_runs_are_not_averaged_in():
     old.arch_id, new.arch_id = "old-depths", "new-depths"
     rows = {r["row"]: r for r in comparison([_rec(0, 1, 0, 80.0), old, new], [])}
     assert rows[2]["top1"] == 70.0 and rows[2]["n_seeds"] == 1
+
+
+def test_plot_draws_our_intervals_and_whole_words():
+    from evit_search.reproduce.table6_report import _short, _xerr
+
+    rest = pd.DataFrame({"top1_delta": [0.3, -6.2, None], "top1_delta_ci_low": [-0.8, -7.3, None],
+                         "top1_delta_ci_high": [1.4, -5.1, None], "cpu_delta_pct": [-4.7, 2.0, 1.0],
+                         "cpu_ratio_ci_low": [0.92, None, 0.99], "cpu_ratio_ci_high": [0.99, None, 1.05]})
+    lo, hi = _xerr(rest, "top1_delta", "top1_delta_ci_low", "top1_delta_ci_high", 1.0, 0.0)
+    assert lo == pytest.approx([1.1, 1.1, 0.0]) and hi == pytest.approx([1.1, 1.1, 0.0])  # no delta: no bar
+    lo, hi = _xerr(rest, "cpu_delta_pct", "cpu_ratio_ci_low", "cpu_ratio_ci_high", 100.0, 1.0)
+    assert lo == pytest.approx([3.3, 0.0, 2.0]) and hi == pytest.approx([3.7, 0.0, 4.0])  # ratios as Δ%
+    assert _xerr(rest.assign(cpu_ratio_ci_low=None), "cpu_delta_pct", "cpu_ratio_ci_low", "cpu_ratio_ci_high",
+                 100.0, 1.0) is None
+    assert _short("N = 1 -> 2 (fewer blocks to keep throughput)") == "N = 1 -> 2"
+    assert _short("Sandwich -> Swin block with a very long tail") == "Sandwich -> Swin block…"

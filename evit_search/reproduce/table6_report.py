@@ -215,18 +215,37 @@ def accuracy_agreement_lines(agree: dict, rows: list[dict]) -> list[str]:
     return out
 
 
+def _short(ablation: str, width: int = 26) -> str:
+    """A row's label for the plot: the ablation without its parenthesis, cut at a word."""
+    text = ablation.split(" (")[0]
+    return text if len(text) <= width else text[:width].rsplit(" ", 1)[0] + "…"
+
+
+def _xerr(rest: pd.DataFrame, ours: str, low: str, high: str, scale: float, offset: float) -> list[list[float]] | None:
+    """Error bars of our deltas from their interval columns (``scale * (bound - offset)``); None when
+    no row has one (bars without a drawn interval are then not claimed to have one)."""
+    if low not in rest or rest[low].isna().all():
+        return None
+    lo = (scale * (rest[low] - offset)).where(rest[low].notna(), rest[ours])
+    hi = (scale * (rest[high] - offset)).where(rest[high].notna(), rest[ours])
+    return [(rest[ours] - lo).clip(lower=0).fillna(0).tolist(), (hi - rest[ours]).clip(lower=0).fillna(0).tolist()]
+
+
 def _plot(rows: list[dict], backends: list[str], path: Path, title: str) -> None:
-    cols = [("top1_delta", "paper_top1_delta", "top-1 Δ (points)")] + [
-        (f"{b}_delta_pct", f"{b}_paper_delta_pct", f"{b} throughput Δ%") for b in backends]
+    cols = [("top1_delta", "paper_top1_delta", "top-1 Δ (points), ours with its 95 % CI from the seed noise",
+             ("top1_delta_ci_low", "top1_delta_ci_high", 1.0, 0.0))] + [
+        (f"{b}_delta_pct", f"{b}_paper_delta_pct", f"{b} throughput Δ%, ours with its CI (coverage in the CSV)",
+         (f"{b}_ratio_ci_low", f"{b}_ratio_ci_high", 100.0, 1.0)) for b in backends]
     rest = pd.DataFrame([r for r in rows if r["row"] != 1])
     with figure(path, ncols=len(cols), figsize=(5 * len(cols), 5), squeeze=False) as (fig, axes):
-        for ax, (ours, theirs, label) in zip(axes[0], cols):
+        for ax, (ours, theirs, label, (low, high, scale, offset)) in zip(axes[0], cols):
             y = range(len(rest))
             ax.barh([v + 0.2 for v in y], rest[theirs].fillna(0), 0.4, label="paper", color="tab:gray")
-            ax.barh([v - 0.2 for v in y], rest[ours].fillna(0), 0.4, label="ours", color="tab:red")
-            ax.set_yticks(list(y), [f"{r}: {a[:22]}" for r, a in zip(rest.row, rest.ablation)], fontsize=7)
+            ax.barh([v - 0.2 for v in y], rest[ours].fillna(0), 0.4, label="ours", color="tab:red",
+                    xerr=_xerr(rest, ours, low, high, scale, offset), error_kw={"elinewidth": 0.8, "capsize": 2})
+            ax.set_yticks(list(y), [f"{r}: {_short(a)}" for r, a in zip(rest.row, rest.ablation)], fontsize=7)
             ax.axvline(0, color="black", linewidth=0.8)
-            ax.set_title(label)
+            ax.set_title(label, fontsize=8)
             ax.legend(fontsize=7)
             ax.invert_yaxis()
         fig.suptitle(title)
