@@ -341,6 +341,16 @@ def test_search_benchmark_runs_three_arms_and_writes_its_report(tmp_path):
     assert all(line.endswith(("**met**", "**NOT met**", "**not judged**")) for line in aims)
 
 
+def test_search_benchmark_can_leave_the_paper_models_out():
+    from evit_search.cli import build_parser
+    from evit_search.cli.reproduce_cmd import search_bench_config
+
+    parse = build_parser().parse_args
+    assert search_bench_config(parse(["bench", "search"])).paper_models is True  # as `run` does
+    rc = search_bench_config(parse(["bench", "search", "--no-paper-models", "--seed", "3"]))
+    assert rc.paper_models is False and rc.seed == 3 and rc.budget == "1.25x"
+
+
 # --------------------------------------------------------------------------- claims, without training
 CLAIMER = r"""
 import json, sys, time

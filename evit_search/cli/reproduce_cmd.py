@@ -37,6 +37,9 @@ def add(sub) -> None:
     p.add_argument("--minutes", type=positive_float, default=30.0, help="bench search: CPU minutes per arm (default 30)")
     p.add_argument("--space", default="efficientvit", help="bench search: the space (default efficientvit)")
     p.add_argument("--budget", default="1.25x", help="bench search: the budget (default 1.25x)")
+    p.add_argument("--no-paper-models", action="store_true",
+                   help="bench search: every arm starts from sampled candidates only (by default the paper's models "
+                        "in the space come first in every arm, as in `run`: a head start that favours full training)")
     p.add_argument("--models", help="comma-separated paper names or timm names (default: all); M4 is always measured")
     p.add_argument("--jit", choices=["none", "trace", "freeze"], default="trace",
                    help="JIT applied to every model in table2/table3 (default: trace, the paper's protocol)")
@@ -244,20 +247,29 @@ def run_proxy_check(args) -> int:
     return 0
 
 
+def search_bench_config(args):
+    """The run settings every arm of ``bench search`` shares (each arm then sets its fidelity)."""
+    from ..search.config import RunConfig
+
+    return RunConfig(space=args.space, budget=args.budget, seed=args.seed, data=args.data, data_dir=args.data_dir,
+                     classes=args.classes, per_class=args.per_class, protocol=args.protocol, epochs=args.epochs,
+                     train_threads=args.train_threads, device=args.device, paper_models=not args.no_paper_models)
+
+
 def run_search_bench(args) -> int:
     from ..reproduce import search_bench  # torch: loaded when the command runs, not for --help
     from ..search.budget import parse_budget
-    from ..search.config import RunConfig
 
     console = Console()
     folder = Path(args.reports) / "search-benchmark-runs"
-    rc = RunConfig(space=args.space, budget=args.budget, seed=args.seed, data=args.data, data_dir=args.data_dir,
-                   classes=args.classes, per_class=args.per_class, protocol=args.protocol, epochs=args.epochs,
-                   train_threads=args.train_threads, device=args.device)
+    rc = search_bench_config(args)
     with progress(console) as prog:
         arms = search_bench.run_arms(rc, args.minutes, folder, rich_hooks(prog, "search bench"))
     desc = (f"Space `{args.space}`, budget {args.budget}, protocol `{args.protocol}` on {args.data}, seed {args.seed}, "
-            f"{args.minutes:g} CPU min per arm, one arm after the other; studies in {folder}.")
+            f"{args.minutes:g} CPU min per arm, one arm after the other, "
+            + ("sampled candidates only (`--no-paper-models`)" if args.no_paper_models
+               else "the paper's models in the space first in every arm")
+            + f"; studies in {folder}.")
     files = search_bench.write_report(arms, parse_budget(args.budget).min_ratio or 1.0, Path(args.reports), desc,
                                       budget_cpu_s=args.minutes * 60)
     console.print("wrote " + ", ".join(str(p) for p in files.as_dict().values()))
