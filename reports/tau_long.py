@@ -23,18 +23,18 @@ import json
 import sys
 from pathlib import Path
 
-from evit_search.reproduce.proxycheck import follows_paper, tau_between
-from evit_search.stats import kendall_test
+from evit_search.reproduce.proxycheck import taus_against_long
+from evit_search.stats import is_missing, kendall_test
 
 
 def _fmt(v: float | None, digits: int = 3) -> str:
-    return "-" if v is None else f"{v:.{digits}f}"
+    return "-" if is_missing(v) else f"{v:.{digits}f}"
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--long", required=True, type=Path, help="proxy-check --json summary of the long run")
-    ap.add_argument("--study", type=Path, help="protocol study CSV (protocol, tau_paper columns)")
+    ap.add_argument("--study", type=Path, help="protocol study CSV (protocol, tau_paper, p_paper columns)")
     ap.add_argument("--summary", action="append", default=[], metavar="PROTOCOL=FILE",
                     help="a protocol's proxy-check --json summary (per-model means), repeatable")
     ap.add_argument("--csv", type=Path, help="also write the table as CSV")
@@ -43,42 +43,33 @@ def main(argv: list[str] | None = None) -> int:
     long = json.loads(args.long.read_text())
     lm = long["models"]
     paper = [m for m in lm if lm[m].get("paper_top1") is not None]
-    tau_lp, p_lp = kendall_test([lm[m]["mean"] for m in paper], [lm[m]["paper_top1"] for m in paper])
-    same_order = follows_paper(lm)
-    print(f"long run `{long['protocol']}` ({len(lm)} models, {long['seeds']} seed(s) per model): "
-          f"tau vs paper {tau_lp:.3f} (p {p_lp:.3g}); ranks the models in the paper's order: {'yes' if same_order else 'no'}")
-    print("long run top-1 (validation split): " + ", ".join(f"{m.removeprefix('efficientvit_')} {lm[m]['mean']:.2f}"
-                                                          for m in sorted(lm, key=lambda m: lm[m]["mean"])))
+    print(f"long run `{long['protocol']}`: {len(lm)} models, {long['seeds']} seed(s) per model")
+    if len(paper) >= 2:
+        tau_lp, p_lp = kendall_test([lm[m]["mean"] for m in paper], [lm[m]["paper_top1"] for m in paper])
+        print(f"long run vs paper over {len(paper)} models: tau {tau_lp:.3f} (p {p_lp:.3g})")
+    print("long run top-1 (validation split), low to high: "
+          + ", ".join(f"{m.removeprefix('efficientvit_')} {lm[m]['mean']:.2f}" for m in sorted(lm, key=lambda m: lm[m]["mean"])))
 
-    rows = []
+    summaries = {}
     for spec in args.summary:
         name, _, path = spec.partition("=")
         if not path:
             ap.error(f"--summary {spec!r}: expected PROTOCOL=FILE")
-        s = json.loads(Path(path).read_text())["models"]
-        tau, p, n = tau_between(s, lm)
-        tau_l, p_l, _ = tau_between(s, lm, "val_loss")
-        rows.append({"protocol": name, "tau_long": tau, "p_long": p, "tau_long_loss": tau_l, "p_long_loss": p_l,
-                     "models": n, "how": "per-model means"})
+        summaries[name] = json.loads(Path(path).read_text())
+    study = []
     if args.study:
         with args.study.open() as fh:
-            for r in csv.DictReader(fh):
-                if any(x["protocol"] == r["protocol"] for x in rows):
-                    continue
-                tau, p = (float(r["tau_paper"]), float(r["p_paper"])) if same_order else (None, None)
-                rows.append({"protocol": r["protocol"], "tau_long": tau, "p_long": p,
-                             "tau_long_loss": None, "p_long_loss": None, "models": len(paper),
-                             "how": "= tau vs paper (the long run ranks as the paper does)" if same_order
-                             else "unknown: no per-model means kept, and the long run ranks unlike the paper"})
+            study = [r for r in csv.DictReader(fh) if r["protocol"] not in summaries]
+    rows = taus_against_long(lm, summaries, study)
 
     print("\n| protocol | tau vs long run, top-1 (p) | tau vs long run, val loss (p) | models | how |")
     print("|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['protocol']} | {_fmt(r['tau_long'])} ({_fmt(r['p_long'], 3)}) | {_fmt(r['tau_long_loss'])} "
-              f"({_fmt(r['p_long_loss'], 3)}) | {r['models']} | {r['how']} |")
-    if args.csv:
+        print(f"| {r['protocol']} | {_fmt(r['tau_long'])} ({_fmt(r['p_long'])}) | {_fmt(r['tau_long_loss'])} "
+              f"({_fmt(r['p_long_loss'])}) | {r['models']} | {r['how']} |")
+    if args.csv and rows:
         with args.csv.open("w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["protocol"])
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
             w.writeheader()
             w.writerows(rows)
     return 0

@@ -90,3 +90,24 @@ def test_taus_between_stored_summaries():
     assert not follows_paper(long)
     long["m1"]["mean"] = long["m2"]["mean"]  # a tie is no order
     assert not follows_paper(long)
+
+
+def test_a_study_row_takes_its_paper_tau_only_against_a_complete_long_run_in_the_papers_order():
+    from evit_search.reproduce.proxycheck import taus_against_long
+
+    models = ["m0", "m1", "m2"]
+    long = {m: {"mean": 80.0 + i, "paper_top1": 60.0 + i} for i, m in enumerate(models)}
+    study = [{"protocol": "p64", "tau_paper": "0.333", "p_paper": "1.0"}]
+    summary = {"proxy": {"seeds": 3, "models": {"m0": {"mean": 1.0, "val_loss": 0.5}, "m1": {"mean": 3.0, "val_loss": 0.4},
+                                                "m2": {"mean": 2.0, "val_loss": 0.3}}}}
+    rows = {r["protocol"]: r for r in taus_against_long(long, summary, study, models)}
+    assert rows["p64"]["tau_long"] == pytest.approx(0.333) and rows["p64"]["p_long"] == 1.0
+    assert rows["proxy"]["tau_long"] == pytest.approx(1 / 3) and rows["proxy"]["tau_long_loss"] == pytest.approx(1.0)
+    assert rows["proxy"]["how"] == "per-model means over 3 seed(s)"
+    partial = {m: long[m] for m in ("m0", "m1")}  # stopped before m2: its order over m0-m2 is not known
+    row = taus_against_long(partial, {}, study, models)[0]
+    assert row["tau_long"] is None and "lacks m2" in row["how"]
+    swapped = {**long, "m1": {"mean": 83.0, "paper_top1": 61.0}}
+    assert "ranks unlike the paper" in taus_against_long(swapped, {}, study, models)[0]["how"]
+    no_paper = {m: {"mean": v["mean"]} for m, v in long.items()}
+    assert "no paper figures" in taus_against_long(no_paper, {}, study, models)[0]["how"]

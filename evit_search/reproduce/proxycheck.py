@@ -200,7 +200,7 @@ def fidelity(protocol: Protocol, models: list[str], done: dict, long: Fidelity |
 
 # --------------------------------------------------------------------------- taus from stored summaries
 def tau_between(a: dict, b: dict, score: str = "mean") -> tuple[float, float, int]:
-    """Kendall tau and exact p between two ``proxy-check --json`` summaries' per-model ``models``
+    """Kendall tau and its p between two ``proxy-check --json`` summaries' per-model ``models``
     (``a`` ranked by ``score``: ``mean`` top-1, or ``val_loss``, lower is better; ``b`` by its
     top-1 mean) over the models both hold, and how many that is. The long run of a protocol study
     can so be ranked against a proxy measured earlier, on another host, without training either
@@ -212,11 +212,43 @@ def tau_between(a: dict, b: dict, score: str = "mean") -> tuple[float, float, in
 
 
 def follows_paper(models: dict) -> bool:
-    """Whether a summary's top-1 means rank its models strictly in the paper's order. When a long
-    run does, a proxy's tau against it equals its tau against the paper (the same ranking), so the
-    tau against the long run is known for a protocol whose per-model means were not kept."""
+    """Whether a summary's top-1 means rank its models strictly in the paper's order (False when
+    fewer than two have a paper figure)."""
     ranked = [m for m in models if models[m].get("paper_top1") is not None and models[m].get("mean") is not None]
     ours = sorted(ranked, key=lambda m: models[m]["mean"])
     theirs = sorted(ranked, key=lambda m: models[m]["paper_top1"])
     means = [models[m]["mean"] for m in ranked]
     return len(ranked) >= 2 and len(set(means)) == len(means) and ours == theirs
+
+
+def taus_against_long(long: dict, summaries: dict[str, dict], study: list[dict],
+                      models: list[str] = MODELS) -> list[dict]:
+    """Each protocol's tau against a long run (``long``: the run's per-model ``models``).
+
+    ``summaries``: protocol -> a ``proxy-check --json`` summary (its per-model means are ranked
+    against the long run's, by top-1 and by validation loss). ``study``: protocol-study rows
+    (``protocol``, ``tau_paper``, ``p_paper``) whose per-model means were not kept: a row's tau
+    against the long run is its tau against the paper exactly when the long run holds every one of
+    ``models`` (the models the study's taus were taken over) and ranks them strictly in the paper's
+    order -- two identical rankings -- and is unknown otherwise, with the reason."""
+    rows = []
+    for name, s in summaries.items():
+        tau, p, n = tau_between(s["models"], long)
+        tau_l, p_l, _ = tau_between(s["models"], long, "val_loss")
+        rows.append({"protocol": name, "tau_long": tau, "p_long": p, "tau_long_loss": tau_l, "p_long_loss": p_l,
+                     "models": n, "how": f"per-model means over {s.get('seeds', '?')} seed(s)"})
+    complete = all(m in long and long[m].get("mean") is not None for m in models)
+    with_paper = all(m in long and long[m].get("paper_top1") is not None for m in models)
+    if not complete:
+        why = f"unknown: the long run lacks {', '.join(m for m in models if m not in long)}"
+    elif not with_paper:
+        why = "unknown: the long run's summary has no paper figures to compare orders with"
+    elif not follows_paper({m: long[m] for m in models}):
+        why = "unknown: no per-model means kept, and the long run ranks unlike the paper"
+    else:
+        why = None
+    for r in study:
+        rows.append({"protocol": r["protocol"], "tau_long": None if why else float(r["tau_paper"]),
+                     "p_long": None if why else float(r["p_paper"]), "tau_long_loss": None, "p_long_loss": None,
+                     "models": len(models), "how": why or "= its tau vs paper (the long run ranks as the paper does)"})
+    return rows
