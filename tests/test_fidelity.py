@@ -343,12 +343,15 @@ def test_search_benchmark_runs_three_arms_and_writes_its_report(tmp_path):
 
 def test_search_benchmark_can_leave_the_paper_models_out():
     from evit_search.cli import build_parser
-    from evit_search.cli.reproduce_cmd import search_bench_config
+    from evit_search.cli.reproduce_cmd import search_bench_config, search_bench_name
 
     parse = build_parser().parse_args
-    assert search_bench_config(parse(["bench", "search"])).paper_models is True  # as `run` does
-    rc = search_bench_config(parse(["bench", "search", "--no-paper-models", "--seed", "3"]))
+    default = parse(["bench", "search"])
+    assert search_bench_config(default).paper_models is True  # as `run` does
+    sampled = parse(["bench", "search", "--no-paper-models", "--seed", "3"])
+    rc = search_bench_config(sampled)
     assert rc.paper_models is False and rc.seed == 3 and rc.budget == "1.25x"
+    assert search_bench_name(default) == "search-benchmark" != search_bench_name(sampled)  # its own studies
 
 
 # --------------------------------------------------------------------------- claims, without training

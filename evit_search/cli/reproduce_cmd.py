@@ -39,7 +39,8 @@ def add(sub) -> None:
     p.add_argument("--budget", default="1.25x", help="bench search: the budget (default 1.25x)")
     p.add_argument("--no-paper-models", action="store_true",
                    help="bench search: every arm starts from sampled candidates only (by default the paper's models "
-                        "in the space come first in every arm, as in `run`: a head start that favours full training)")
+                        "in the space come first in every arm, as in `run`: a head start that favours full training); "
+                        "its studies and report are named search-benchmark-sampled-only-*")
     p.add_argument("--models", help="comma-separated paper names or timm names (default: all); M4 is always measured")
     p.add_argument("--jit", choices=["none", "trace", "freeze"], default="trace",
                    help="JIT applied to every model in table2/table3 (default: trace, the paper's protocol)")
@@ -256,12 +257,19 @@ def search_bench_config(args):
                      train_threads=args.train_threads, device=args.device, paper_models=not args.no_paper_models)
 
 
+def search_bench_name(args) -> str:
+    """The report's and the studies' folder's name: a run without the paper's models has its own,
+    so it never resumes the other's studies (their first trials are the paper's models)."""
+    return "search-benchmark" + ("-sampled-only" if args.no_paper_models else "")
+
+
 def run_search_bench(args) -> int:
     from ..reproduce import search_bench  # torch: loaded when the command runs, not for --help
     from ..search.budget import parse_budget
 
     console = Console()
-    folder = Path(args.reports) / "search-benchmark-runs"
+    name = search_bench_name(args)
+    folder = Path(args.reports) / f"{name}-runs"
     rc = search_bench_config(args)
     with progress(console) as prog:
         arms = search_bench.run_arms(rc, args.minutes, folder, rich_hooks(prog, "search bench"))
@@ -271,6 +279,6 @@ def run_search_bench(args) -> int:
                else "the paper's models in the space first in every arm")
             + f"; studies in {folder}.")
     files = search_bench.write_report(arms, parse_budget(args.budget).min_ratio or 1.0, Path(args.reports), desc,
-                                      budget_cpu_s=args.minutes * 60)
+                                      budget_cpu_s=args.minutes * 60, name=name)
     console.print("wrote " + ", ".join(str(p) for p in files.as_dict().values()))
     return 0

@@ -218,10 +218,11 @@ def aims(rows: list[dict], curves: dict[str, list[tuple[float, float]]], budget_
 
 
 def write_report(arms: list[Arm], budget_ratio: float, reports_dir: Path, desc: str,
-                 budget_cpu_s: float | None = None) -> ReportFiles:
-    """Markdown, CSV and PNG: the arms side by side and their hypervolume over time."""
+                 budget_cpu_s: float | None = None, name: str = "search-benchmark") -> ReportFiles:
+    """Markdown, CSV and PNG (``name``-<machine>.*): the arms side by side and their hypervolume
+    over time."""
     ref = reference_point(arms, budget_ratio)
-    files = ReportFiles.at(reports_dir, "search-benchmark")
+    files = ReportFiles.at(reports_dir, name)
     rows = []
     curves = {a.name: curve(a, ref) for a in arms}
     for a in arms:
