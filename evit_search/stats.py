@@ -122,9 +122,15 @@ def kendall_test(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
 
     if len(a) < 2:
         return math.nan, math.nan
-    ties = len(set(a)) < len(a) or len(set(b)) < len(b)  # scipy's exact method refuses ties
-    r = kendalltau(a, b, method="exact" if len(a) <= 50 and not ties else "auto")
+    r = kendalltau(a, b, method=kendall_method(a, b))
     return float(r.statistic), float(r.pvalue)
+
+
+def kendall_method(a: Sequence[float], b: Sequence[float]) -> str:
+    """How :func:`kendall_test` computes its p: ``exact`` (up to 50 pairs of values, no ties: scipy's
+    exact method refuses ties), else ``auto`` (scipy's asymptotic one)."""
+    ties = len(set(a)) < len(a) or len(set(b)) < len(b)
+    return "exact" if len(a) <= 50 and not ties else "auto"
 
 
 # --------------------------------------------------------------------------- seed noise

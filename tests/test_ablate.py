@@ -13,6 +13,7 @@ import efficientvit
 from evit_search.measure.records import ThroughputRecord
 from evit_search.reproduce.table6 import AblateConfig, ablate, load_table
 from evit_search.reproduce.table6_compare import column_agreement, comparison, results_json
+from evit_search.reproduce.table6_report import accuracy_agreement_lines
 from evit_search.reproduce.table6_match import Candidate, choose
 from evit_search.stats import pct_change, sign_agreement
 
@@ -323,6 +324,11 @@ def test_all_eleven_rows_with_tied_paper_values_give_a_tau_and_p():
     recs = [_rec(i, row, 0, 70.0 - 0.1 * row) for i, row in enumerate(range(1, 12))]
     agree = column_agreement(comparison(recs, []), [])
     assert -1 <= agree["kendall_top1"] <= 1 and 0 <= agree["kendall_top1_p"] <= 1
+    assert agree["kendall_top1_p_exact"] is False  # and the report says the p is asymptotic
+    from evit_search.stats import kendall_method
+
+    assert kendall_method([1.0, 2.0, 3.0], [3.0, 1.0, 2.0]) == "exact" and kendall_method([1.0, 1.0], [1.0, 2.0]) == "auto"
+    assert "asymptotic: the values have ties" in "\n".join(accuracy_agreement_lines(agree, comparison(recs, [])))
 
 
 def test_a_rematched_rows_old_runs_are_not_averaged_in():
@@ -346,3 +352,4 @@ def test_plot_draws_our_intervals_and_whole_words():
                  100.0, 1.0) is None
     assert _short("N = 1 -> 2 (fewer blocks to keep throughput)") == "N = 1 -> 2"
     assert _short("Sandwich -> Swin block with a very long tail") == "Sandwich -> Swin block…"
+    assert _short("abc def ghi", 7) == "abc def…"  # a cut that ends a word keeps it

@@ -210,15 +210,16 @@ def accuracy_agreement_lines(agree: dict, rows: list[dict]) -> list[str]:
         out.append(f"- {sig['n']} of {n} rows differ from row 1 outside the seed noise"
                    + (f" (rows {', '.join(map(str, sig['rows']))}); their sign agrees with the paper in {sig['agree']}/{sig['n']}"
                       if sig["n"] else "; no sign can be compared with the paper's"))
+    how = "exact" if agree.get("kendall_top1_p_exact") else "asymptotic: the values have ties"
     out.append(f"- Kendall tau of the accuracy order against the paper over all rows: {fmt(tau, 3)}"
-               + (f" (exact two-sided p = {p:.3f})" if not is_missing(p) else ""))
+               + (f" (two-sided p = {p:.3f}, {how})" if not is_missing(p) else ""))
     return out
 
 
 def _short(ablation: str, width: int = 26) -> str:
     """A row's label for the plot: the ablation without its parenthesis, cut at a word."""
     text = ablation.split(" (")[0]
-    return text if len(text) <= width else text[:width].rsplit(" ", 1)[0] + "…"
+    return text if len(text) <= width else text[:width + 1].rsplit(" ", 1)[0] + "…"
 
 
 def _xerr(rest: pd.DataFrame, ours: str, low: str, high: str, scale: float, offset: float) -> list[list[float]] | None:
