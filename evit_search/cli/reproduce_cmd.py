@@ -250,7 +250,7 @@ def run_proxy_check(args) -> int:
 
 def search_bench_config(args):
     """The run settings every arm of ``bench search`` shares (each arm then sets its fidelity)."""
-    from ..search.config import RunConfig
+    from ..search.config import RunConfig  # torch: loaded when the command runs, not for --help
 
     return RunConfig(space=args.space, budget=args.budget, seed=args.seed, data=args.data, data_dir=args.data_dir,
                      classes=args.classes, per_class=args.per_class, protocol=args.protocol, epochs=args.epochs,
