@@ -112,10 +112,11 @@ def column_agreement(rows: list[dict], backends: list[str]) -> dict[str, dict]:
     out["significant"] = {"agree": agree, "n": n, "rows": [r["row"] for r in sig],
                           "noise_measured": any(r.get("seed_sd_pooled") is not None for r in rows)}
     ok = [r for r in rows if not is_missing(r["top1"]) and not is_missing(r["paper_top1"])]
-    tau, pv = kendall_test([r["top1"] for r in ok], [r["paper_top1"] for r in ok]) if len(ok) > 1 else (None, None)
+    ours, theirs = [r["top1"] for r in ok], [r["paper_top1"] for r in ok]
+    tau, pv = kendall_test(ours, theirs) if len(ok) > 1 else (None, None)
     out["kendall_top1"], out["kendall_top1_p"] = tau, pv
-    out["kendall_top1_p_exact"] = (len(ok) > 1 and kendall_method([r["top1"] for r in ok], [r["paper_top1"] for r in ok])
-                                   == "exact")  # the paper's Table 6 has ties: then the p is asymptotic
+    # the paper's Table 6 has ties: then the p is asymptotic
+    out["kendall_top1_p_exact"] = len(ok) > 1 and kendall_method(ours, theirs) == "exact"
     return out
 
 
