@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 
 def median(values: Sequence[float]) -> float:
@@ -159,6 +159,26 @@ def pooled_sd(groups: Sequence[Sequence[float]]) -> tuple[float | None, int]:
     ss = sum(sum((v - statistics.fmean(g)) ** 2 for v in g) for g in groups if len(g) >= 2)
     df = sum(len(g) - 1 for g in groups if len(g) >= 2)
     return (math.sqrt(ss / df), df) if df > 0 else (None, 0)
+
+
+def blocked_sd(runs: dict[Any, dict[Any, float]]) -> tuple[float | None, int]:
+    """Seed SD with the seeds as blocks: ``runs`` maps each design to its runs by seed. When every
+    design was run with the same seeds (two designs and two seeds at least), a seed shifts every
+    design alike (same data order and augmentation), so the SD that bears on a difference between
+    two designs is the residual of the additive fit design + seed, with (designs - 1)(seeds - 1)
+    degrees of freedom; a paired difference of means over n seeds then has variance 2 sd^2 / n.
+    (None, 0) when the design is not complete."""
+    seeds = {frozenset(v) for v in runs.values()}
+    if len(runs) < 2 or len(seeds) != 1 or len(next(iter(seeds))) < 2:
+        return None, 0
+    order = sorted(next(iter(seeds)))
+    table = [[v[s] for s in order] for v in runs.values()]
+    grand = statistics.fmean(x for row in table for x in row)
+    row_means = [statistics.fmean(row) for row in table]
+    seed_means = [statistics.fmean(col) for col in zip(*table)]
+    ss = sum((x - rm - sm + grand) ** 2 for row, rm in zip(table, row_means) for x, sm in zip(row, seed_means))
+    df = (len(table) - 1) * (len(order) - 1)
+    return math.sqrt(ss / df), df
 
 
 @dataclass(frozen=True)

@@ -271,13 +271,17 @@ def _rec(number: int, row: int, seed: int, top1: float):
 
 
 def test_seed_noise_gives_each_row_an_interval_and_a_verdict():
-    # row 1: 80, 81 (mean 80.5); row 2: 70, 71 (mean 70.5, 10 below); row 3: 80.5, 81.5 (mean 81, +0.5)
+    # row 1: 80, 81 (mean 80.5); row 2: 70, 71 (mean 70.5, 10 below); row 3: 80.5, 81.5 (mean 81, +0.5),
+    # row 3 with other seeds than rows 1 and 2: the seeds are not blocks, the noise is pooled
     recs = [_rec(0, 1, 0, 80.0), _rec(1, 1, 1, 81.0), _rec(2, 2, 0, 70.0), _rec(3, 2, 1, 71.0),
-            _rec(4, 3, 0, 80.5), _rec(5, 3, 1, 81.5)]
+            _rec(4, 3, 2, 80.5), _rec(5, 3, 3, 81.5)]
     rows = {r["row"]: r for r in comparison(recs, [])}
+    assert rows[1]["noise_model"] == "pooled" and rows[1]["seed_sd_blocked"] is None
     sd = 0.5 ** 0.5  # each pair differs by 1: variance 0.5 in every row, pooled over 3 degrees of freedom
     assert rows[1]["seed_sd_pooled"] == pytest.approx(sd) and rows[1]["seed_sd_df"] == 3
     assert rows[2]["top1"] == pytest.approx(70.5) and rows[2]["n_seeds"] == 2 and rows[2]["seeds"] == [0, 1]
+    assert rows[2]["top1_runs"] == [70.0, 71.0] and rows[3]["top1_runs"] == [80.5, 81.5]  # one per seed, in order
+    assert rows[3]["seeds"] == [2, 3]
     half = 3.182446305 * sd * (2 / 2) ** 0.5  # t(0.975, 3) * sd * sqrt(1/2 + 1/2)
     assert rows[2]["top1_delta_ci_low"] == pytest.approx(-10.0 - half, abs=1e-6)
     assert rows[2]["verdict"] == "worse" and rows[3]["verdict"] == "indistinguishable"
@@ -286,6 +290,33 @@ def test_seed_noise_gives_each_row_an_interval_and_a_verdict():
     # the paper: row 2 is 3.0 below row 1 (same sign as ours); row 3 is inside our noise, not counted
     assert agree["significant"] == {"agree": 1, "n": 1, "rows": [2], "noise_measured": True}
     assert 0 <= agree["kendall_top1_p"] <= 1
+
+
+def test_rows_trained_with_the_same_seeds_are_compared_paired_by_seed():
+    """Seed 1 lifts every row by about a point (same data order): paired by seed, row 2's +0.5 is
+    outside the noise; from the pooled SD, which counts the shift as noise, it would not be."""
+    from evit_search.stats import delta_interval
+
+    runs = {1: (80.0, 81.0), 2: (80.6, 81.4), 3: (70.0, 71.0)}
+    recs = [_rec(2 * (row - 1) + s, row, s, v[s]) for row, v in runs.items() for s in (0, 1)]
+    rows = {r["row"]: r for r in comparison(recs, [])}
+    # residuals of row + seed: +-1/30 in rows 1 and 3, +-1/15 in row 2: SS 0.04/3 over (3-1)(2-1) = 2 df
+    assert rows[2]["noise_model"] == "paired by seed" and rows[2]["seed_sd_blocked_df"] == 2
+    assert rows[2]["seed_sd_blocked"] == pytest.approx((0.02 / 3) ** 0.5)
+    half = 4.30265273 * (0.02 / 3) ** 0.5  # t(0.975, 2) * sd * sqrt(2/2)
+    assert rows[2]["top1_delta_ci_low"] == pytest.approx(0.5 - half, abs=1e-6) and rows[2]["verdict"] == "better"
+    pooled = delta_interval(81.0, 2, 80.5, 2, rows[2]["seed_sd_pooled"], rows[2]["seed_sd_df"])
+    assert pooled.verdict == "indistinguishable" and rows[3]["verdict"] == "worse"
+
+
+def test_blocked_sd_needs_every_design_run_with_the_same_seeds():
+    from evit_search.stats import blocked_sd
+
+    assert blocked_sd({1: {0: 80.0, 1: 81.0}, 2: {0: 70.0, 2: 71.0}}) == (None, 0)  # different seeds
+    assert blocked_sd({1: {0: 80.0}, 2: {0: 70.0}}) == (None, 0)  # one seed
+    assert blocked_sd({1: {0: 80.0, 1: 81.0}}) == (None, 0)  # one design
+    sd, df = blocked_sd({1: {0: 80.0, 1: 81.0}, 2: {0: 70.0, 1: 72.0}})  # residuals +-0.25: SS 0.25, 1 df
+    assert df == 1 and sd == pytest.approx(0.5)
 
 
 def test_one_seed_per_row_claims_nothing():
@@ -317,6 +348,8 @@ def test_trained_rows_with_seeds_resume_and_write_json(tmp_path):
     doc = results_json(again.rows, ["torch-cpu"], {}, None, {})
     assert isinstance(doc["significant_rows"], list) and doc["seed_sd_df"] == 3
     assert doc["rows"][1]["verdict"] == ours[2]["verdict"] and doc["rows"][1]["n_seeds"] == 2
+    assert doc["rows"][1]["top1_runs"] == ours[2]["top1_runs"] and len(ours[2]["top1_runs"]) == 2
+    assert sum(ours[2]["top1_runs"]) / 2 == pytest.approx(ours[2]["top1"])
 
 
 def test_all_eleven_rows_with_tied_paper_values_give_a_tau_and_p():
@@ -353,3 +386,27 @@ def test_plot_draws_our_intervals_and_whole_words():
     assert _short("N = 1 -> 2 (fewer blocks to keep throughput)") == "N = 1 -> 2"
     assert _short("Sandwich -> Swin block with a very long tail") == "Sandwich -> Swin block…"
     assert _short("abc def ghi", 7) == "abc def…"  # a cut that ends a word keeps it
+
+
+def test_protocol_taus_per_protocol_per_seed_and_between_protocols():
+    from evit_search.reproduce.table6_compare import protocol_taus
+
+    paper = [71.3, 68.3, 70.2, 65.7]  # rows 1-4 of the paper's Table 6 (no ties)
+
+    def doc(runs: list[list[float]]) -> dict:
+        return {"seed_sd_pooled": None, "significant_rows": None,
+                "rows": [{"row": i + 1, "paper_top1": paper[i], "top1": sum(v) / len(v), "n_seeds": len(v),
+                          "seeds": list(range(len(v))), "top1_runs": v} for i, v in enumerate(runs)]}
+
+    # "same": the paper's order with both seeds; "flip": seed 0 reversed by a wide margin, seed 1 the
+    # paper's order by a narrow one, so its means are reversed
+    docs = {"same": doc([[4.0, 4.0], [2.0, 2.0], [3.0, 3.0], [1.0, 1.0]]),
+            "flip": doc([[10.0, 4.0], [30.0, 2.0], [20.0, 3.0], [40.0, 1.0]])}
+    rows, pairs = protocol_taus(docs)
+    same, flip = rows
+    assert same["tau_paper"] == pytest.approx(1.0) and same["p_method"] == "exact" and same["rows"] == 4
+    assert same["tau_paper_per_seed"] == {0: pytest.approx(1.0), 1: pytest.approx(1.0)} and same["seeds"] == 2
+    assert flip["tau_paper_per_seed"] == {0: pytest.approx(-1.0), 1: pytest.approx(1.0)}
+    assert flip["tau_paper"] == pytest.approx(-1.0) and flip["seeds"] == 2
+    # exact two-sided p at n = 4 for a perfect (anti-)order: 2 of the 24 orders
+    assert pairs == [{"a": "same", "b": "flip", "rows": 4, "tau": pytest.approx(-1.0), "p": pytest.approx(2 / 24)}]

@@ -56,7 +56,8 @@ def add(sub) -> None:
     p.add_argument("--no-train", action="store_true", help="measure params, FLOPs and throughput only")
     p.add_argument("--seeds", type=positive_int,
                    help="trained runs per row, seeds --seed, --seed+1, ...: each row's delta to row 1 gets a 95 %% "
-                        "interval from the seed SD pooled over the rows and a verdict (default 3; 1 = no intervals)")
+                        "interval and a verdict: paired by seed (the residual SD of row + seed) when every row has the "
+                        "same seeds, else from the seed SD pooled over the rows (default 3; 1 = no intervals)")
     p.add_argument("--study", help="study name (default: derived from table, data, protocol); resumed if it exists")
     add_storage(p)
     p.add_argument("--img-size", type=positive_int, default=224, help="input size for cost and throughput (default 224)")

@@ -8,6 +8,7 @@ from typing import Any
 from .. import storage as st
 from ..stats import (
     SeedNoise,
+    blocked_sd,
     delta_interval,
     is_missing,
     kendall_method,
@@ -29,8 +30,10 @@ def comparison(records: list[st.TrialRecord], backends: list[str] | None = None)
     """One row per Table 6 row, paper and ours side by side, each as a change against row 1.
     Rows are the paper's, plus any a user's table adds; the latest measured or trained trial of a
     row is used for what all its runs share; its top-1 is the mean over its seeds (one trial per
-    seed), with the seed SD pooled over the rows behind each delta's 95 % interval. The report and
-    the TUI both show this."""
+    seed), with the seed noise behind each delta's 95 % interval: when every row has the same seeds,
+    the seeds are blocks (a seed shifts every row alike) and the interval is the paired one from the
+    residual SD of row + seed; otherwise the seed SD pooled over the rows. The report and the TUI
+    both show this."""
     p = paper.table("table6").set_index("id")
     ordered = sorted(records, key=lambda r: r.number)
     by_row = {r.row: r for r in ordered if r.row is not None and r.status in ("ok", "measured")}
@@ -40,6 +43,9 @@ def comparison(records: list[st.TrialRecord], backends: list[str] | None = None)
             runs.setdefault(r.row, {})[run_seed(r)] = r.accuracy
     noise = {row: SeedNoise(tuple(v.values())) for row, v in runs.items()}
     sd, df = pooled_sd([n.values for n in noise.values()])
+    bsd, bdf = blocked_sd(runs)
+    # the noise a delta is judged by: paired by seed when the design is complete, else pooled
+    nsd, ndf, model = (bsd, bdf, "paired by seed") if bsd is not None else (sd, df, "pooled" if sd is not None else None)
     if backends is None:
         backends = list(dict.fromkeys(b for r in by_row.values() for b in r.throughput))
     acc1 = noise[1].mean if 1 in noise else None
@@ -54,7 +60,9 @@ def comparison(records: list[st.TrialRecord], backends: list[str] | None = None)
             "top1_sd": noise[row].sd if row in noise else None,
             "n_seeds": noise[row].n if row in noise else 0,
             "seeds": sorted(runs.get(row, {})),
+            "top1_runs": [runs[row][k] for k in sorted(runs[row])] if row in runs else [],  # in the order of "seeds"
             "seed_sd_pooled": sd, "seed_sd_df": df,
+            "seed_sd_blocked": bsd, "seed_sd_blocked_df": bdf, "noise_model": model,
             "params_m": (t.cost or {}).get("params_m") if t else None,
             "flops_m": (t.cost or {}).get("flops_m") if t else None,
             "paper_top1_delta": None if pr is None else float(pr["top1_100ep"] - p.loc[1]["top1_100ep"]),
@@ -66,8 +74,8 @@ def comparison(records: list[st.TrialRecord], backends: list[str] | None = None)
         }
         d["top1_delta"] = d["top1"] - acc1 if d["top1"] is not None and acc1 is not None else None
         d["top1_delta_ci_low"] = d["top1_delta_ci_high"] = d["verdict"] = None
-        if d["top1_delta"] is not None and row != 1 and sd is not None:
-            delta = delta_interval(d["top1"], noise[row].n, acc1, noise[1].n, sd, df)
+        if d["top1_delta"] is not None and row != 1 and nsd is not None:
+            delta = delta_interval(d["top1"], noise[row].n, acc1, noise[1].n, nsd, ndf)
             d["top1_delta_ci_low"], d["top1_delta_ci_high"], d["verdict"] = delta.low, delta.high, delta.verdict
         for b in backends:
             thr = (t.throughput.get(b) if t else None) or {}
@@ -136,8 +144,8 @@ def grade(ours: float, theirs: float) -> str:
 def results_json(rows: list[dict], backends: list[str], matches: dict[int, dict], calibration: dict | None,
                  meta: dict) -> dict:
     """``ablate --json``: every row with its depths, its throughput ratio to row 1 per backend,
-    its top-1 (mean over seeds, SD) and delta to row 1 with the 95 % interval from the pooled seed
-    noise and its verdict, beside the paper's; its match and its zero-cost scores; the agreement
+    its top-1 (mean over seeds, SD) and delta to row 1 with the 95 % interval from the seed noise
+    (paired by seed when every row has the same seeds, else pooled: ``noise_model``) and its verdict, beside the paper's; its match and its zero-cost scores; the agreement
     figures. Accuracy fields are null when nothing was trained, intervals and verdicts when the
     seed noise was not measured (one seed per row)."""
     out_rows = []
@@ -162,7 +170,7 @@ def results_json(rows: list[dict], backends: list[str], matches: dict[int, dict]
                                              "stated_ratio": m["stated"]["ratio"], "variants_measured": len(m["tried"])},
             "params_m": r.get("params_m"), "flops_m": r.get("flops_m"),
             "top1": r.get("top1"), "top1_sd": r.get("top1_sd"), "n_seeds": r.get("n_seeds"), "seeds": r.get("seeds"),
-            "paper_top1": r.get("paper_top1"),
+            "top1_runs": r.get("top1_runs"), "paper_top1": r.get("paper_top1"),
             "delta": r.get("top1_delta"), "ci_low": r.get("top1_delta_ci_low"), "ci_high": r.get("top1_delta_ci_high"),
             "verdict": r.get("verdict"),
             "paper_delta": r.get("paper_top1_delta"),
@@ -175,9 +183,49 @@ def results_json(rows: list[dict], backends: list[str], matches: dict[int, dict]
     return {**meta, "backends": backends, "rows": out_rows,
             "seed_sd_pooled": rows[0].get("seed_sd_pooled") if rows else None,
             "seed_sd_df": rows[0].get("seed_sd_df") if rows else None,
+            "seed_sd_blocked": rows[0].get("seed_sd_blocked") if rows else None,
+            "seed_sd_blocked_df": rows[0].get("seed_sd_blocked_df") if rows else None,
+            "noise_model": rows[0].get("noise_model") if rows else None,
             "significant_rows": sig["rows"] if measured else None,
             "sign_agreement_significant": {"agree": sig["agree"], "n": sig["n"]} if measured else None,
             "kendall_tau_paper": None if is_missing(tau) else tau,
             "kendall_tau_paper_p": None if is_missing(agree["kendall_top1_p"]) else agree["kendall_top1_p"],
             "sign_agreement": {k: v for k, v in agree.items() if k != "kendall_top1"},
             "zerocost_calibration": calibration}
+
+
+def protocol_taus(docs: dict[str, dict]) -> tuple[list[dict], list[dict]]:
+    """Kendall tau over the Table 6 rows for several protocols, from their ``ablate --json``
+    documents (protocol name -> document): each protocol against the paper, on its per-row means
+    and, where every row has several seeds, on each seed's runs alone (how far a one-seed tau moves
+    with the seed); and each pair of protocols against each other over the rows both trained
+    (protocols that agree with each other but not with the paper point at the dataset, protocols
+    that do not agree with each other at their noise)."""
+    def trained(doc: dict) -> dict[int, dict]:
+        return {r["row"]: r for r in doc["rows"] if not is_missing(r.get("top1"))}
+
+    out = []
+    for name, doc in docs.items():
+        rows = [r for r in trained(doc).values() if not is_missing(r.get("paper_top1"))]
+        ours, theirs = [r["top1"] for r in rows], [r["paper_top1"] for r in rows]
+        tau, p = kendall_test(ours, theirs)
+        common = set.intersection(*(set(r.get("seeds") or []) for r in rows)) if rows else set()
+        per_seed = {}
+        for s in sorted(common) if len(common) > 1 else []:
+            vals = [r["top1_runs"][r["seeds"].index(s)] for r in rows if r.get("top1_runs")]
+            if len(vals) == len(rows):
+                per_seed[s] = kendall_test(vals, theirs)[0]
+        out.append({"protocol": name, "seeds": max((r.get("n_seeds") or 1 for r in rows), default=0),
+                    "rows": len(rows), "tau_paper": tau, "p_paper": p,
+                    "p_method": "exact" if kendall_method(ours, theirs) == "exact" else "asymptotic",
+                    "tau_paper_per_seed": per_seed, "seed_sd_pooled": doc.get("seed_sd_pooled"),
+                    "significant_rows": doc.get("significant_rows")})
+    pairs = []
+    names = list(docs)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            ta, tb = trained(docs[a]), trained(docs[b])
+            both = sorted(set(ta) & set(tb))
+            tau, p = kendall_test([ta[r]["top1"] for r in both], [tb[r]["top1"] for r in both])
+            pairs.append({"a": a, "b": b, "rows": len(both), "tau": tau, "p": p})
+    return out, pairs
