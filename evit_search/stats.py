@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Hashable, Mapping, Sequence
 
 
 def median(values: Sequence[float]) -> float:
@@ -161,13 +161,13 @@ def pooled_sd(groups: Sequence[Sequence[float]]) -> tuple[float | None, int]:
     return (math.sqrt(ss / df), df) if df > 0 else (None, 0)
 
 
-def blocked_sd(runs: dict[Any, dict[Any, float]]) -> tuple[float | None, int]:
+def blocked_sd(runs: Mapping[Hashable, Mapping[Hashable, float]]) -> tuple[float | None, int]:
     """Seed SD with the seeds as blocks: ``runs`` maps each design to its runs by seed. When every
     design was run with the same seeds (two designs and two seeds at least), a seed shifts every
     design alike (same data order and augmentation), so the SD that bears on a difference between
     two designs is the residual of the additive fit design + seed, with (designs - 1)(seeds - 1)
     degrees of freedom; a paired difference of means over n seeds then has variance 2 sd^2 / n.
-    (None, 0) when the design is not complete."""
+    (None, 0) when the design is not complete, or the fit is exact (no noise measured)."""
     seeds = {frozenset(v) for v in runs.values()}
     if len(runs) < 2 or len(seeds) != 1 or len(next(iter(seeds))) < 2:
         return None, 0
@@ -178,7 +178,22 @@ def blocked_sd(runs: dict[Any, dict[Any, float]]) -> tuple[float | None, int]:
     seed_means = [statistics.fmean(col) for col in zip(*table)]
     ss = sum((x - rm - sm + grand) ** 2 for row, rm in zip(table, row_means) for x, sm in zip(row, seed_means))
     df = (len(table) - 1) * (len(order) - 1)
-    return math.sqrt(ss / df), df
+    return (math.sqrt(ss / df), df) if ss > 0 else (None, 0)  # an exact fit measures no noise
+
+
+def seed_shift_p(runs: Mapping[Hashable, Mapping[Hashable, float]]) -> float | None:
+    """The F test's p that the seeds shift the designs' runs at all (the seed term of the additive
+    fit of :func:`blocked_sd` against its residual); None when that fit does not apply."""
+    from scipy.stats import f as fisher_f  # scipy: half a second, not paid by every measuring worker
+
+    sd, df = blocked_sd(runs)
+    if sd is None:
+        return None
+    order = sorted(next(iter(runs.values())))
+    cols = [[v[s] for v in runs.values()] for s in order]
+    grand = statistics.fmean(x for col in cols for x in col)
+    between = len(runs) * sum((statistics.fmean(c) - grand) ** 2 for c in cols) / (len(order) - 1)
+    return float(fisher_f.sf(between / sd ** 2, len(order) - 1, df))
 
 
 @dataclass(frozen=True)
@@ -206,8 +221,11 @@ class Delta:
 
 def delta_interval(a_mean: float, n_a: int, b_mean: float, n_b: int, sd: float | None, df: int,
                    confidence: float = 0.95) -> Delta:
-    """``a - b`` with a Student-t interval: each mean has variance sd^2/n (the seed noise measured
-    with ``df`` degrees of freedom, assumed the same for both designs)."""
+    """``a - b`` with a Student-t interval: the difference has variance sd^2 (1/n_a + 1/n_b), with
+    ``sd`` the seed noise measured with ``df`` degrees of freedom, assumed the same for both designs:
+    the SD of one design's runs for independent runs, or the residual SD of :func:`blocked_sd` for
+    designs paired by seed (a shift that a seed gives both designs cancels in the difference). The
+    confidence holds per comparison; several deltas judged at once are not corrected together."""
     from scipy.stats import t as student_t  # scipy: half a second, not paid by every measuring worker
 
     d = a_mean - b_mean

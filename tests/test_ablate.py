@@ -298,8 +298,10 @@ def test_rows_trained_with_the_same_seeds_are_compared_paired_by_seed():
     from evit_search.stats import delta_interval
 
     runs = {1: (80.0, 81.0), 2: (80.6, 81.4), 3: (70.0, 71.0)}
-    recs = [_rec(2 * (row - 1) + s, row, s, v[s]) for row, v in runs.items() for s in (0, 1)]
+    # each row's seed 1 stored before its seed 0: top1_runs still follows "seeds"
+    recs = [_rec(2 * (row - 1) + (1 - s), row, s, v[s]) for row, v in runs.items() for s in (1, 0)]
     rows = {r["row"]: r for r in comparison(recs, [])}
+    assert rows[2]["seeds"] == [0, 1] and rows[2]["top1_runs"] == [80.6, 81.4]
     # residuals of row + seed: +-1/30 in rows 1 and 3, +-1/15 in row 2: SS 0.04/3 over (3-1)(2-1) = 2 df
     assert rows[2]["noise_model"] == "paired by seed" and rows[2]["seed_sd_blocked_df"] == 2
     assert rows[2]["seed_sd_blocked"] == pytest.approx((0.02 / 3) ** 0.5)
@@ -307,6 +309,21 @@ def test_rows_trained_with_the_same_seeds_are_compared_paired_by_seed():
     assert rows[2]["top1_delta_ci_low"] == pytest.approx(0.5 - half, abs=1e-6) and rows[2]["verdict"] == "better"
     pooled = delta_interval(81.0, 2, 80.5, 2, rows[2]["seed_sd_pooled"], rows[2]["seed_sd_df"])
     assert pooled.verdict == "indistinguishable" and rows[3]["verdict"] == "worse"
+    # seed means 76.87 and 77.80 against a residual variance of 0.02/3: F = 196 on (1, 2) df
+    assert rows[2]["seed_shift_p"] == pytest.approx(0.00506, abs=1e-4)
+    text = "\n".join(accuracy_agreement_lines(column_agreement(list(rows.values()), []), list(rows.values())))
+    assert "paired by seed" in text and "residual SD of row + seed, 0.08 points (2 degrees" in text
+    assert "F test p = 0.00506" in text and "per comparison, not corrected for the 2 comparisons" in text
+
+
+def test_a_row_missing_a_seed_falls_back_to_the_pooled_noise():
+    # row 3's seed 1 failed (no run): the seeds are no longer blocks of every row
+    recs = [_rec(0, 1, 0, 80.0), _rec(1, 1, 1, 81.0), _rec(2, 2, 0, 80.6), _rec(3, 2, 1, 81.4), _rec(4, 3, 0, 70.0)]
+    rows = {r["row"]: r for r in comparison(recs, [])}
+    assert rows[2]["noise_model"] == "pooled" and rows[2]["seed_sd_blocked"] is None and rows[2]["seed_shift_p"] is None
+    assert rows[2]["verdict"] == "indistinguishable"  # the pooled SD counts seed 1's lift as noise
+    text = "\n".join(accuracy_agreement_lines(column_agreement(list(rows.values()), []), list(rows.values())))
+    assert "pooled over the rows" in text and "paired by seed" not in text
 
 
 def test_blocked_sd_needs_every_design_run_with_the_same_seeds():
@@ -315,6 +332,7 @@ def test_blocked_sd_needs_every_design_run_with_the_same_seeds():
     assert blocked_sd({1: {0: 80.0, 1: 81.0}, 2: {0: 70.0, 2: 71.0}}) == (None, 0)  # different seeds
     assert blocked_sd({1: {0: 80.0}, 2: {0: 70.0}}) == (None, 0)  # one seed
     assert blocked_sd({1: {0: 80.0, 1: 81.0}}) == (None, 0)  # one design
+    assert blocked_sd({1: {0: 80.0, 1: 81.0}, 2: {0: 70.0, 1: 71.0}}) == (None, 0)  # an exact fit: no noise seen
     sd, df = blocked_sd({1: {0: 80.0, 1: 81.0}, 2: {0: 70.0, 1: 72.0}})  # residuals +-0.25: SS 0.25, 1 df
     assert df == 1 and sd == pytest.approx(0.5)
 
@@ -391,22 +409,25 @@ def test_plot_draws_our_intervals_and_whole_words():
 def test_protocol_taus_per_protocol_per_seed_and_between_protocols():
     from evit_search.reproduce.table6_compare import protocol_taus
 
-    paper = [71.3, 68.3, 70.2, 65.7]  # rows 1-4 of the paper's Table 6 (no ties)
+    paper = [71.3, 68.3, 70.2, 65.7]  # rows 1-4 of the paper's Table 6 (no ties): order 1 > 3 > 2 > 4
 
-    def doc(runs: list[list[float]]) -> dict:
-        return {"seed_sd_pooled": None, "significant_rows": None,
+    def doc(runs: list[list[float]], seeds: list[int]) -> dict:
+        return {"seed_sd_pooled": 0.5, "seed_sd_blocked": 0.3, "noise_model": "paired by seed", "significant_rows": [],
                 "rows": [{"row": i + 1, "paper_top1": paper[i], "top1": sum(v) / len(v), "n_seeds": len(v),
-                          "seeds": list(range(len(v))), "top1_runs": v} for i, v in enumerate(runs)]}
+                          "seeds": seeds, "top1_runs": v} for i, v in enumerate(runs)]}
 
-    # "same": the paper's order with both seeds; "flip": seed 0 reversed by a wide margin, seed 1 the
-    # paper's order by a narrow one, so its means are reversed
-    docs = {"same": doc([[4.0, 4.0], [2.0, 2.0], [3.0, 3.0], [1.0, 1.0]]),
-            "flip": doc([[10.0, 4.0], [30.0, 2.0], [20.0, 3.0], [40.0, 1.0]])}
+    # "near": the paper's order but rows 2 and 3 swapped, with both seeds; "flip": seed 3 reversed by a
+    # wide margin, seed 7 the paper's order by a narrow one, so its means are reversed
+    docs = {"near": doc([[4.0, 4.0], [3.0, 3.0], [2.0, 2.0], [1.0, 1.0]], [3, 7]),
+            "flip": doc([[10.0, 4.0], [30.0, 2.0], [20.0, 3.0], [40.0, 1.0]], [3, 7])}
     rows, pairs = protocol_taus(docs)
-    same, flip = rows
-    assert same["tau_paper"] == pytest.approx(1.0) and same["p_method"] == "exact" and same["rows"] == 4
-    assert same["tau_paper_per_seed"] == {0: pytest.approx(1.0), 1: pytest.approx(1.0)} and same["seeds"] == 2
-    assert flip["tau_paper_per_seed"] == {0: pytest.approx(-1.0), 1: pytest.approx(1.0)}
-    assert flip["tau_paper"] == pytest.approx(-1.0) and flip["seeds"] == 2
-    # exact two-sided p at n = 4 for a perfect (anti-)order: 2 of the 24 orders
-    assert pairs == [{"a": "same", "b": "flip", "rows": 4, "tau": pytest.approx(-1.0), "p": pytest.approx(2 / 24)}]
+    near, flip = rows
+    assert near["tau_paper"] == pytest.approx(4 / 6) and near["p_method"] == "exact" and near["rows"] == 4
+    assert near["tau_paper_per_seed"] == {3: pytest.approx(4 / 6), 7: pytest.approx(4 / 6)}
+    assert near["seeds_per_row"] == 2 and near["noise_model"] == "paired by seed" and near["seed_sd_blocked"] == 0.3
+    assert flip["tau_paper_per_seed"] == {3: pytest.approx(-1.0), 7: pytest.approx(1.0)}
+    assert flip["tau_paper"] == pytest.approx(-1.0)
+    # near against flip: 1 concordant pair of 6 (rows 2, 3); exact two-sided p at n = 4: 8 of the 24 orders
+    assert pairs == [{"a": "near", "b": "flip", "rows": 4, "tau": pytest.approx(-4 / 6), "p": pytest.approx(8 / 24)}]
+    one, _ = protocol_taus({"one": doc([[4.0]], [0])})
+    assert one[0]["rows"] == 1 and one[0]["p_method"] is None and one[0]["tau_paper_per_seed"] == {}

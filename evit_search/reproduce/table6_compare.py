@@ -15,6 +15,7 @@ from ..stats import (
     kendall_test,
     pct_change,
     pooled_sd,
+    seed_shift_p,
     sign_agreement,
     stored_ci_coverage,
 )
@@ -44,8 +45,12 @@ def comparison(records: list[st.TrialRecord], backends: list[str] | None = None)
     noise = {row: SeedNoise(tuple(v.values())) for row, v in runs.items()}
     sd, df = pooled_sd([n.values for n in noise.values()])
     bsd, bdf = blocked_sd(runs)
+    shift_p = seed_shift_p(runs)
     # the noise a delta is judged by: paired by seed when the design is complete, else pooled
-    nsd, ndf, model = (bsd, bdf, "paired by seed") if bsd is not None else (sd, df, "pooled" if sd is not None else None)
+    if bsd is not None:
+        nsd, ndf, noise_model = bsd, bdf, "paired by seed"
+    else:
+        nsd, ndf, noise_model = sd, df, ("pooled" if sd is not None else None)
     if backends is None:
         backends = list(dict.fromkeys(b for r in by_row.values() for b in r.throughput))
     acc1 = noise[1].mean if 1 in noise else None
@@ -62,7 +67,7 @@ def comparison(records: list[st.TrialRecord], backends: list[str] | None = None)
             "seeds": sorted(runs.get(row, {})),
             "top1_runs": [runs[row][k] for k in sorted(runs[row])] if row in runs else [],  # in the order of "seeds"
             "seed_sd_pooled": sd, "seed_sd_df": df,
-            "seed_sd_blocked": bsd, "seed_sd_blocked_df": bdf, "noise_model": model,
+            "seed_sd_blocked": bsd, "seed_sd_blocked_df": bdf, "seed_shift_p": shift_p, "noise_model": noise_model,
             "params_m": (t.cost or {}).get("params_m") if t else None,
             "flops_m": (t.cost or {}).get("flops_m") if t else None,
             "paper_top1_delta": None if pr is None else float(pr["top1_100ep"] - p.loc[1]["top1_100ep"]),
@@ -144,9 +149,10 @@ def grade(ours: float, theirs: float) -> str:
 def results_json(rows: list[dict], backends: list[str], matches: dict[int, dict], calibration: dict | None,
                  meta: dict) -> dict:
     """``ablate --json``: every row with its depths, its throughput ratio to row 1 per backend,
-    its top-1 (mean over seeds, SD) and delta to row 1 with the 95 % interval from the seed noise
-    (paired by seed when every row has the same seeds, else pooled: ``noise_model``) and its verdict, beside the paper's; its match and its zero-cost scores; the agreement
-    figures. Accuracy fields are null when nothing was trained, intervals and verdicts when the
+    its top-1 (mean over seeds, SD, each seed's run) and delta to row 1 with the 95 % interval
+    from the seed noise (paired by seed when every row has the same seeds, else pooled:
+    ``noise_model``) and its verdict, beside the paper's; its match and its zero-cost scores; the
+    agreement figures. Accuracy fields are null when nothing was trained, intervals and verdicts when the
     seed noise was not measured (one seed per row)."""
     out_rows = []
     for r in rows:
@@ -185,6 +191,7 @@ def results_json(rows: list[dict], backends: list[str], matches: dict[int, dict]
             "seed_sd_df": rows[0].get("seed_sd_df") if rows else None,
             "seed_sd_blocked": rows[0].get("seed_sd_blocked") if rows else None,
             "seed_sd_blocked_df": rows[0].get("seed_sd_blocked_df") if rows else None,
+            "seed_shift_p": rows[0].get("seed_shift_p") if rows else None,
             "noise_model": rows[0].get("noise_model") if rows else None,
             "significant_rows": sig["rows"] if measured else None,
             "sign_agreement_significant": {"agree": sig["agree"], "n": sig["n"]} if measured else None,
@@ -215,10 +222,11 @@ def protocol_taus(docs: dict[str, dict]) -> tuple[list[dict], list[dict]]:
             vals = [r["top1_runs"][r["seeds"].index(s)] for r in rows if r.get("top1_runs")]
             if len(vals) == len(rows):
                 per_seed[s] = kendall_test(vals, theirs)[0]
-        out.append({"protocol": name, "seeds": max((r.get("n_seeds") or 1 for r in rows), default=0),
-                    "rows": len(rows), "tau_paper": tau, "p_paper": p,
-                    "p_method": "exact" if kendall_method(ours, theirs) == "exact" else "asymptotic",
+        method = None if len(rows) < 2 else ("exact" if kendall_method(ours, theirs) == "exact" else "asymptotic")
+        out.append({"protocol": name, "seeds_per_row": max((r.get("n_seeds") or 1 for r in rows), default=0),
+                    "rows": len(rows), "tau_paper": tau, "p_paper": p, "p_method": method,
                     "tau_paper_per_seed": per_seed, "seed_sd_pooled": doc.get("seed_sd_pooled"),
+                    "seed_sd_blocked": doc.get("seed_sd_blocked"), "noise_model": doc.get("noise_model"),
                     "significant_rows": doc.get("significant_rows")})
     pairs = []
     names = list(docs)

@@ -206,14 +206,19 @@ def accuracy_agreement_lines(agree: dict, rows: list[dict]) -> list[str]:
                    "noise is not measured, so none of these signs is established (train with --seeds 3)")
     else:
         if ref.get("noise_model") == "paired by seed":
-            out.append(f"- seed noise: every row was trained with the same seeds, and a seed shifts every row alike "
-                       f"(same data order and augmentation), so each delta is paired by seed: its 95 % interval is "
+            shift = ref.get("seed_shift_p")
+            out.append(f"- seed noise: every row was trained with the same seeds (one data order and augmentation "
+                       f"per seed), so the seeds are blocks and each delta is paired by seed: its 95 % interval is "
                        f"Student's t from the residual SD of row + seed, {ref['seed_sd_blocked']:.2f} points "
-                       f"({ref['seed_sd_blocked_df']} degrees of freedom); the SD of one row's runs, pooled over the "
-                       f"rows, is {ref['seed_sd_pooled']:.2f} ({ref['seed_sd_df']} df), seed shift included")
+                       f"({ref['seed_sd_blocked_df']} degrees of freedom), which assumes every row equally noisy; "
+                       f"the SD of one row's runs, pooled over the rows, is {ref['seed_sd_pooled']:.2f} "
+                       f"({ref['seed_sd_df']} df), any shift by seed included"
+                       + (f"; that the seeds shift the rows at all: F test p = {shift:.3g}" if shift is not None else ""))
         else:
             out.append(f"- seed noise: SD {ref['seed_sd_pooled']:.2f} points pooled over the rows ({ref['seed_sd_df']} "
                        "degrees of freedom); each delta's 95 % interval is Student's t from it")
+        out.append(f"- each interval is 95 % per comparison, not corrected for the {n} comparisons with row 1: at "
+                   f"that rate about {0.05 * n:.1f} of them would come out better or worse by chance alone")
         out.append(f"- {sig['n']} of {n} rows differ from row 1 outside the seed noise"
                    + (f" (rows {', '.join(map(str, sig['rows']))}); their sign agrees with the paper in {sig['agree']}/{sig['n']}"
                       if sig["n"] else "; no sign can be compared with the paper's"))
