@@ -129,6 +129,21 @@ def test_a_candidate_over_the_params_limit_is_neither_measured_nor_trained(tmp_p
     assert rec.throughput == {} and rec.train is None and rec.accuracy is None
 
 
+def test_enqueued_paper_models_count_as_the_runs_trials(tmp_path, monkeypatch):
+    """The paper's models are enqueued (and numbered) before the run samples: they are trials of
+    this run, so README's main command (8 trials, 5 of them the paper's) does not end with '3 of
+    the 8 asked for were evaluated' and a non-zero exit."""
+    from evit_search.search import run as run_module
+
+    def enqueue_one(store, space, reference):  # stands in for a paper model inside the tiny space
+        store.enqueue(_params({}), once=False)
+        return ["stand-in"]
+
+    monkeypatch.setattr(run_module, "enqueue_paper_models", enqueue_one)
+    out = run_search(_rc(tmp_path, trials=2, paper_models=True), Hooks())
+    assert out.added == 2 and out.evaluated == 2 and out.shortfall(2) is None
+
+
 @pytest.mark.parametrize("sampler", ["nsga2", "tpe", "grid"])
 def test_samplers_run(tmp_path, sampler):
     out = run_search(_rc(tmp_path, sampler=sampler, trials=2), Hooks())

@@ -71,6 +71,7 @@ def run_search(rc: RunConfig, hooks: Hooks, stop: Callable[[], bool] | None = No
         store.set_attr("reference_config", ref_cfg.to_dict())
         store.set_attr("reference_cost", count_cost(ref_cfg).to_dict())
     hooks.started(store, {"rc": rc, "space": space, "budget": budget, "data": data, "protocol": protocol}, recovered)
+    start_n = len(store)  # before the paper's models are enqueued (numbered then): they are this run's trials
     if rc.paper_models:
         enqueue_paper_models(store, space, rc.reference)
     blind = space.blind_knobs(protocol.token_grid())
@@ -82,7 +83,6 @@ def run_search(rc: RunConfig, hooks: Hooks, stop: Callable[[], bool] | None = No
 
     if rc.train_reference:
         train_reference(store, rc, data, protocol, hooks)
-    start_n = len(store)
 
     def refresh() -> st.Summary:
         with hostlock.working("reading the study"):  # never beside a worker's timing
