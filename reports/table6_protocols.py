@@ -20,10 +20,7 @@ from pathlib import Path
 
 from evit_search.reproduce.table6_compare import protocol_taus
 from evit_search.stats import is_missing
-
-
-def _fmt(v: float | None, digits: int = 3) -> str:
-    return "-" if is_missing(v) else f"{v:.{digits}f}"
+from report_args import fmt, named_documents
 
 
 def _sd(r: dict) -> str:
@@ -47,12 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pairs-csv", type=Path, help="also write the protocol-against-protocol taus as CSV")
     args = ap.parse_args(argv)
 
-    docs = {}
-    for spec in args.ablation:
-        name, _, path = spec.partition("=")
-        if not path:
-            ap.error(f"--ablation {spec!r}: expected PROTOCOL=FILE")
-        docs[name] = json.loads(Path(path).read_text())
+    docs = named_documents(ap, "--ablation", args.ablation)
     rows, pairs = protocol_taus(docs)
 
     print("| protocol | seeds per row | rows | tau vs paper, top-1 (p, method) | one seed alone | seed SD behind the "
@@ -61,13 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         seeds = ", ".join(f"{t:.2f}" for t in r["tau_paper_per_seed"].values()) or "-"
         sig = r["significant_rows"]
-        print(f"| {r['protocol']} | {r['seeds_per_row']} | {r['rows']} | {_fmt(r['tau_paper'], 2)} ({_fmt(r['p_paper'], 2)}, "
+        print(f"| {r['protocol']} | {r['seeds_per_row']} | {r['rows']} | {fmt(r['tau_paper'], 2)} ({fmt(r['p_paper'], 2)}, "
               f"{r['p_method'] or '-'}) | {seeds} | {_sd(r)} | "
               f"{'not measured (1 seed)' if sig is None else (', '.join(map(str, sig)) or 'none')} |")
     print("\n| protocol | protocol | rows | tau (p) |")
     print("|---|---|---|---|")
     for p in pairs:
-        print(f"| {p['a']} | {p['b']} | {p['rows']} | {_fmt(p['tau'], 2)} ({_fmt(p['p'], 2)}) |")
+        print(f"| {p['a']} | {p['b']} | {p['rows']} | {fmt(p['tau'], 2)} ({fmt(p['p'], 2)}) |")
     if args.csv and rows:
         _write(args.csv, [{**r, "tau_paper_per_seed": json.dumps(r["tau_paper_per_seed"]),
                            "significant_rows": json.dumps(r["significant_rows"])} for r in rows])

@@ -24,11 +24,8 @@ import sys
 from pathlib import Path
 
 from evit_search.reproduce.proxycheck import taus_against_long
-from evit_search.stats import is_missing, kendall_test
-
-
-def _fmt(v: float | None, digits: int = 3) -> str:
-    return "-" if is_missing(v) else f"{v:.{digits}f}"
+from evit_search.stats import kendall_test
+from report_args import fmt, named_documents
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,12 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     print("long run top-1 (validation split), low to high: "
           + ", ".join(f"{m.removeprefix('efficientvit_')} {lm[m]['mean']:.2f}" for m in sorted(lm, key=lambda m: lm[m]["mean"])))
 
-    summaries = {}
-    for spec in args.summary:
-        name, _, path = spec.partition("=")
-        if not path:
-            ap.error(f"--summary {spec!r}: expected PROTOCOL=FILE")
-        summaries[name] = json.loads(Path(path).read_text())
+    summaries = named_documents(ap, "--summary", args.summary)
     study = []
     if args.study:
         with args.study.open() as fh:
@@ -65,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\n| protocol | tau vs long run, top-1 (p) | tau vs long run, val loss (p) | models | how |")
     print("|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['protocol']} | {_fmt(r['tau_long'])} ({_fmt(r['p_long'])}) | {_fmt(r['tau_long_loss'])} "
-              f"({_fmt(r['p_long_loss'])}) | {r['models']} | {r['how']} |")
+        print(f"| {r['protocol']} | {fmt(r['tau_long'])} ({fmt(r['p_long'])}) | {fmt(r['tau_long_loss'])} "
+              f"({fmt(r['p_long_loss'])}) | {r['models']} | {r['how']} |")
     if args.csv and rows:
         with args.csv.open("w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=list(rows[0]))
