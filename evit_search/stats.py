@@ -161,6 +161,16 @@ def pooled_sd(groups: Sequence[Sequence[float]]) -> tuple[float | None, int]:
     return (math.sqrt(ss / df), df) if df > 0 else (None, 0)
 
 
+def _seed_table(runs: Mapping[Hashable, Mapping[Hashable, float]]) -> list[list[float]] | None:
+    """The runs as a designs x seeds table (seeds in order) when every design was run with the same
+    seeds, two designs and two seeds at least; else None."""
+    seeds = {frozenset(v) for v in runs.values()}
+    if len(runs) < 2 or len(seeds) != 1 or len(next(iter(seeds))) < 2:
+        return None
+    order = sorted(next(iter(seeds)))
+    return [[v[s] for s in order] for v in runs.values()]
+
+
 def blocked_sd(runs: Mapping[Hashable, Mapping[Hashable, float]]) -> tuple[float | None, int]:
     """Seed SD with the seeds as blocks: ``runs`` maps each design to its runs by seed. When every
     design was run with the same seeds (two designs and two seeds at least), a seed shifts every
@@ -168,16 +178,14 @@ def blocked_sd(runs: Mapping[Hashable, Mapping[Hashable, float]]) -> tuple[float
     two designs is the residual of the additive fit design + seed, with (designs - 1)(seeds - 1)
     degrees of freedom; a paired difference of means over n seeds then has variance 2 sd^2 / n.
     (None, 0) when the design is not complete, or the fit is exact (no noise measured)."""
-    seeds = {frozenset(v) for v in runs.values()}
-    if len(runs) < 2 or len(seeds) != 1 or len(next(iter(seeds))) < 2:
+    table = _seed_table(runs)
+    if table is None:
         return None, 0
-    order = sorted(next(iter(seeds)))
-    table = [[v[s] for s in order] for v in runs.values()]
     grand = statistics.fmean(x for row in table for x in row)
     row_means = [statistics.fmean(row) for row in table]
     seed_means = [statistics.fmean(col) for col in zip(*table)]
     ss = sum((x - rm - sm + grand) ** 2 for row, rm in zip(table, row_means) for x, sm in zip(row, seed_means))
-    df = (len(table) - 1) * (len(order) - 1)
+    df = (len(table) - 1) * (len(table[0]) - 1)
     return (math.sqrt(ss / df), df) if ss > 0 else (None, 0)  # an exact fit measures no noise
 
 
@@ -189,11 +197,10 @@ def seed_shift_p(runs: Mapping[Hashable, Mapping[Hashable, float]]) -> float | N
     sd, df = blocked_sd(runs)
     if sd is None:
         return None
-    order = sorted(next(iter(runs.values())))
-    cols = [[v[s] for v in runs.values()] for s in order]
+    cols = list(zip(*_seed_table(runs)))
     grand = statistics.fmean(x for col in cols for x in col)
-    between = len(runs) * sum((statistics.fmean(c) - grand) ** 2 for c in cols) / (len(order) - 1)
-    return float(fisher_f.sf(between / sd ** 2, len(order) - 1, df))
+    between = len(runs) * sum((statistics.fmean(c) - grand) ** 2 for c in cols) / (len(cols) - 1)
+    return float(fisher_f.sf(between / sd ** 2, len(cols) - 1, df))
 
 
 @dataclass(frozen=True)

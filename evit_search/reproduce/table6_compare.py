@@ -186,13 +186,10 @@ def results_json(rows: list[dict], backends: list[str], matches: dict[int, dict]
     tau = agree["kendall_top1"]
     sig = agree["significant"]
     measured = sig["noise_measured"]
+    first = rows[0] if rows else {}  # the seed noise is the same in every row
     return {**meta, "backends": backends, "rows": out_rows,
-            "seed_sd_pooled": rows[0].get("seed_sd_pooled") if rows else None,
-            "seed_sd_df": rows[0].get("seed_sd_df") if rows else None,
-            "seed_sd_blocked": rows[0].get("seed_sd_blocked") if rows else None,
-            "seed_sd_blocked_df": rows[0].get("seed_sd_blocked_df") if rows else None,
-            "seed_shift_p": rows[0].get("seed_shift_p") if rows else None,
-            "noise_model": rows[0].get("noise_model") if rows else None,
+            **{k: first.get(k) for k in ("seed_sd_pooled", "seed_sd_df", "seed_sd_blocked", "seed_sd_blocked_df",
+                                         "seed_shift_p", "noise_model")},
             "significant_rows": sig["rows"] if measured else None,
             "sign_agreement_significant": {"agree": sig["agree"], "n": sig["n"]} if measured else None,
             "kendall_tau_paper": None if is_missing(tau) else tau,
