@@ -17,7 +17,10 @@ def named_documents(ap: argparse.ArgumentParser, flag: str, specs: list[str]) ->
         name, _, path = spec.partition("=")
         if not path:
             ap.error(f"{flag} {spec!r}: expected PROTOCOL=FILE")
-        docs[name] = json.loads(Path(path).read_text())
+        try:
+            docs[name] = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as e:
+            ap.error(f"{flag} {spec!r}: cannot read {path} as JSON ({str(e).splitlines()[0]})")
     return docs
 
 
