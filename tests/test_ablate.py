@@ -406,6 +406,39 @@ def test_plot_draws_our_intervals_and_whole_words():
     assert _short("abc def ghi", 7) == "abc def…"  # a cut that ends a word keeps it
 
 
+def test_plot_titles_claim_an_interval_only_where_one_is_drawn(monkeypatch, tmp_path):
+    import contextlib
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from evit_search.reproduce import table6_report
+
+    kept = []
+
+    @contextlib.contextmanager
+    def keep(path, **kw):
+        fig, axes = plt.subplots(**kw)
+        kept.append(axes)
+        yield fig, axes
+        plt.close(fig)
+
+    monkeypatch.setattr(table6_report, "figure", keep)
+    base = {"ablation": "x", "paper_top1_delta": 0.1, "cpu_delta_pct": 1.0, "cpu_paper_delta_pct": 2.0,
+            "cpu_ratio_ci_low": 1.0, "cpu_ratio_ci_high": 1.02}
+    one_seed = [{**base, "row": 1, "top1_delta": 0.0}, {**base, "row": 2, "top1_delta": 0.4}]
+    seeds = [{**r, "top1_delta_ci_low": -0.5, "top1_delta_ci_high": 1.3} for r in one_seed]
+    titles = []
+    for rows in (one_seed, seeds):
+        table6_report._plot(rows, ["cpu"], tmp_path / "t.png", "t")
+        titles.append([ax.get_title() for ax in kept[-1][0]])
+    assert "one seed: no interval" in titles[0][0] and "CI" not in titles[0][0]
+    assert "95 % CI from the seed noise" in titles[1][0]
+    assert "with its CI" in titles[0][1] and "with its CI" in titles[1][1]  # throughput: measured with intervals
+
+
 def test_protocol_taus_per_protocol_per_seed_and_between_protocols():
     from evit_search.reproduce.table6_compare import protocol_taus
 
