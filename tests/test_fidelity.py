@@ -339,6 +339,17 @@ def test_search_benchmark_runs_three_arms_and_writes_its_report(tmp_path):
     aims = [line for line in md.splitlines() if line.startswith("- ") and line.endswith("**")]
     assert len(aims) == 5 and aims[0].startswith("- equal CPU time per arm"), aims
     assert all(line.endswith(("**met**", "**NOT met**", "**not judged**")) for line in aims)
+    assert "## What the candidates-per-CPU-hour aim allows at this run's costs" in md
+    # the report again from the stored arms: the same table, nothing run (given other flags, the run's own)
+    (tmp_path / "again").mkdir()
+    for f in tmp_path.glob("search-benchmark-*.*"):
+        f.rename(tmp_path / "again" / f.name)
+    out = cli("bench", "search", "--report-only", "--minutes", "99", "--budget", "2x", "--reports", str(tmp_path),
+              cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    again = pd.read_csv(next((tmp_path / "again").glob("search-benchmark-*.csv")))
+    pd.testing.assert_frame_equal(pd.read_csv(next(tmp_path.glob("search-benchmark-*.csv"))), again)
+    assert "0.3 CPU min per arm" in next(tmp_path.glob("search-benchmark-*.md")).read_text()
 
 
 def test_search_benchmark_can_leave_the_paper_models_out():
@@ -462,6 +473,84 @@ def test_feasible_share_counts_only_what_was_measured_after_the_warm_up():
             rec(6, True), rec(7, True)]
     assert feasible_share_after_warmup(recs, warmup=3) == (0.75, 4)
     assert feasible_share_after_warmup(recs[:3], warmup=3) == (None, 0)
+
+
+def test_halving_gives_a_feasible_candidate_its_share_of_a_training():
+    from evit_search.reproduce.search_bench import halving_share
+
+    assert halving_share([1 / 3, 1.0], 3) == pytest.approx(5 / 9)
+    assert halving_share([1 / 9, 1 / 3, 1.0], 3) == pytest.approx(7 / 27)
+    assert halving_share([1.0], 3) == 1.0  # one rung: every candidate trained in full
+
+
+def _cost_arms(full_recs, other_recs, rungs=(1 / 3, 1.0)):
+    from types import SimpleNamespace
+
+    from evit_search.reproduce.search_bench import Arm
+
+    def arm(name, recs, settings):
+        return Arm(name, SimpleNamespace(records=lambda: recs, attrs={"settings": settings}), 0.0, 1.0, 1.0)
+
+    return [arm("full", full_recs, {"rungs": None, "eta": None}), arm("sh", [], {"rungs": list(rungs), "eta": 3}),
+            arm("sh+predict", other_recs, {"rungs": list(rungs), "eta": 3})]
+
+
+def _cost_rec(i, status, duration, cpu=None):
+    measured = status in ("ok", "infeasible")
+    return st.TrialRecord(number=i, state="complete", status=status, duration_s=duration,
+                          feasible={"ok": True, "infeasible": False}.get(status),
+                          throughput={"torch-cpu": {"ratio_to_reference": 1.0}} if measured else {},
+                          train={"cpu_s": cpu} if cpu else None)
+
+
+def test_the_benchmark_reads_its_steady_state_from_its_own_costs():
+    """m = 27 s to measure, T = 144 CPU s to train, half of full's candidates infeasible, rungs 1/3
+    and 1 (k = 5/9), a skip 1 s: full 27 + 72 = 99 s a candidate, sh 27 + 40 = 67 s, sh+predict
+    0.5 + 0.5 (27 + 80) = 54 s; 3x needs q where 27 + (1-q)144 = 3 (q + (1-q)107), q = 0.8613."""
+    from evit_search.reproduce.search_bench import cost_lines, costs
+
+    full = [_cost_rec(0, "ok", 170.0, cpu=140.0), _cost_rec(1, "ok", 175.0, cpu=148.0),
+            _cost_rec(2, "infeasible", 26.0), _cost_rec(3, "infeasible", 28.0)]
+    other = [_cost_rec(4, "infeasible", 27.0), _cost_rec(5, "predicted-infeasible", 1.0), _cost_rec(6, "invalid", 0.1)]
+    c = costs(_cost_arms(full, other))
+    assert (c.measure_s, c.measured_n, c.train_cpu_s, c.trained_n, c.infeasible, c.skip_s) == (27.0, 3, 144.0, 2, 0.5, 1.0)
+    assert c.halving == pytest.approx(5 / 9)
+    assert c.per_candidate("full") == pytest.approx(99.0) and c.per_candidate("sh") == pytest.approx(67.0)
+    assert c.per_candidate("sh+predict") == pytest.approx(0.5 + 0.5 * (27 + 80))
+    assert c.gain("full") == 1.0 and c.gain("sh+predict") == pytest.approx(99 / 54)
+    assert 1 / c.halving < c.gain("sh+predict") < 1 / (1 - c.infeasible)  # between its two limits
+    assert c.infeasible_share_for(3.0) == pytest.approx(0.8613, abs=1e-3)
+    assert c.gain("sh+predict", c.infeasible_share_for(3.0)) == pytest.approx(3.0, abs=1e-6)
+    assert c.infeasible_share_for(1.0) == 0.0 and c.infeasible_share_for(1e6) is None
+    lines = cost_lines(c, [_row("full", 600, 30.0), _row("sh", 600, 45.0), _row("sh+predict", 600, 60.0)])
+    assert "k = 0.56" in lines[0] and "rungs 1/3, 1" in lines[0]
+    assert "sh+predict 1.83x (measured 2.00x)" in lines[1] and "q >= 0.86" in lines[2]
+    # a part missing (no fully trained candidate in full): not computed, and said so
+    assert costs(_cost_arms(full[2:], other)) is None and cost_lines(None, [])[0].startswith("Not computed")
+
+
+def test_a_benchmark_report_is_rewritten_from_its_stored_arms(tmp_path):
+    """Each arm keeps its clock, CPU seconds and audit in its study; --report-only reads them back,
+    and names what is missing in one line when the run never stored them."""
+    from evit_search.errors import UserError
+    from evit_search.reproduce.search_bench import ARMS, Arm, load_arms
+
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    with pytest.raises(UserError, match="no study of arm 'full'"):
+        load_arms(folder)
+    stores = {}
+    for i, name in enumerate(ARMS):
+        stores[name] = st.create_study(f"bench-{name}", f"sqlite:///{folder / f'{name}.db'}", {})
+        if name != "sh+predict":
+            Arm(name, stores[name], 100.0 * i, 100.0 * i + 60, 55.0 + i, minutes=1.0).save()
+    with pytest.raises(UserError, match="'sh\\+predict'.*no stored summary"):
+        load_arms(folder)
+    Arm("sh+predict", stores["sh+predict"], 200.0, 262.0, 58.0, skipped_feasible=0, skipped_checked=4, minutes=1.0).save()
+    arms = load_arms(folder)
+    assert [a.name for a in arms] == list(ARMS) and [a.cpu_s for a in arms] == [55.0, 56.0, 58.0]
+    assert (arms[2].started, arms[2].ended, arms[2].skipped_checked, arms[2].skipped_feasible) == (200.0, 262.0, 4, 0)
+    assert all(a.minutes == 1.0 for a in arms)
 
 
 @pytest.mark.slow

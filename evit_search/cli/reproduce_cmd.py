@@ -35,6 +35,9 @@ def add(sub) -> None:
                    help="table2, table3, tables (both: the paper's 21 peers and M0-M5), deploy, or search (full "
                         "training vs successive halving vs successive halving with the throughput model, --minutes each)")
     p.add_argument("--minutes", type=positive_float, default=30.0, help="bench search: CPU minutes per arm (default 30)")
+    p.add_argument("--report-only", action="store_true",
+                   help="bench search: rewrite the report from the studies a finished run stored under --reports "
+                        "(nothing measured or trained)")
     p.add_argument("--space", default="efficientvit", help="bench search: the space (default efficientvit)")
     p.add_argument("--budget", default="1.25x", help="bench search: the budget (default 1.25x)")
     p.add_argument("--no-paper-models", action="store_true",
@@ -271,15 +274,18 @@ def run_search_bench(args) -> int:
     console = Console()
     name = search_bench_name(args)
     folder = Path(args.reports) / f"{name}-runs"
-    rc = search_bench_config(args)
-    with progress(console) as prog:
-        arms = search_bench.run_arms(rc, args.minutes, folder, rich_hooks(prog, "search bench"))
-    desc = (f"Space `{args.space}`, budget {args.budget}, protocol `{args.protocol}` on {args.data}, seed {args.seed}, "
-            f"{args.minutes:g} CPU min per arm, one arm after the other, "
+    if args.report_only:  # the run's own settings and CPU minutes, as stored
+        arms = search_bench.load_arms(folder)
+    else:
+        with progress(console) as prog:
+            arms = search_bench.run_arms(search_bench_config(args), args.minutes, folder, rich_hooks(prog, "search bench"))
+    run, minutes = arms[0].store.attrs.get("settings") or {}, arms[0].minutes or args.minutes
+    desc = (f"Space `{run.get('space')}`, budget {run.get('budget')}, protocol `{run.get('protocol')}` on "
+            f"{run.get('data')}, seed {run.get('seed')}, {minutes:g} CPU min per arm, one arm after the other, "
             + ("sampled candidates only (`--no-paper-models`)" if args.no_paper_models
                else "the paper's models in the space first in every arm")
             + f"; studies in {folder}.")
-    files = search_bench.write_report(arms, parse_budget(args.budget).min_ratio or 1.0, Path(args.reports), desc,
-                                      budget_cpu_s=args.minutes * 60, name=name)
+    files = search_bench.write_report(arms, parse_budget(run.get("budget") or args.budget).min_ratio or 1.0,
+                                      Path(args.reports), desc, budget_cpu_s=minutes * 60, name=name)
     console.print("wrote " + ", ".join(str(p) for p in files.as_dict().values()))
     return 0

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import resource
 import time
+from fractions import Fraction
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -28,6 +29,7 @@ import efficientvit
 
 from .. import storage as st
 from ..env import fingerprint
+from ..errors import UserError
 from ..hooks import Hooks
 from ..reporting.markdown import ReportFiles, markdown_table
 from ..reporting.plots import figure
@@ -37,6 +39,7 @@ from ..search.engine import Worker
 from ..search.predictor import WARMUP
 from ..search.run import run_search
 
+ARM_ATTR = "bench_arm"  # study attribute: the arm's start, end and CPU seconds, and the audit's counts
 CPU_TOLERANCE = 0.10  # the arms' CPU seconds count as equal within 10 % of the budget
 WALL_CAP = 4.0  # an arm also stops after this many times its CPU minutes of wall time (a loaded host)
 ARMS = {"full": dict(fidelity="full", predict=False), "sh": dict(fidelity="sh", predict=False),
@@ -57,6 +60,14 @@ class Arm:
     cpu_s: float
     skipped_feasible: int | None = None  # (c): predicted infeasible, yet measured within budget afterwards
     skipped_checked: int = 0
+    minutes: float | None = None  # the CPU minutes the arm was given
+
+    def save(self) -> None:
+        """Keep what the report needs beyond the trials (the arm's clock, CPU seconds, the audit)
+        in the arm's study, so ``bench search --report-only`` rewrites the report later."""
+        self.store.set_attr(ARM_ATTR, {"started": self.started, "ended": self.ended, "cpu_s": self.cpu_s,
+                                       "skipped_feasible": self.skipped_feasible,
+                                       "skipped_checked": self.skipped_checked, "minutes": self.minutes})
 
     def counts(self) -> dict:
         recs = self.store.records()
@@ -100,8 +111,27 @@ def run_arms(base: RunConfig, minutes: float, folder: Path, hooks: Hooks | None 
         hooks.info(f"arm {name}: {minutes:g} CPU min")
         t0, c0 = time.time(), _cpu_s()
         out = run_search(rc, hooks, remaining=cpu_budget(minutes * 60, t0, c0))
-        arms.append(Arm(name, out.store, t0, time.time(), _cpu_s() - c0))
+        arms.append(Arm(name, out.store, t0, time.time(), _cpu_s() - c0, minutes=minutes))
+        arms[-1].save()
     audit(arms[-1], base, hooks)
+    arms[-1].save()
+    return arms
+
+
+def load_arms(folder: Path) -> list[Arm]:
+    """The arms of a finished ``bench search`` from their studies in ``folder`` (``--report-only``)."""
+    arms = []
+    for name in ARMS:
+        path = folder / f"{name}.db"
+        if not path.exists():
+            raise UserError(f"--report-only: no study of arm {name!r} at {path}; run `bench search` with the same "
+                            "--reports and --no-paper-models first")
+        store = st.load_study(f"bench-{name}", f"sqlite:///{path.resolve()}")
+        saved = store.attrs.get(ARM_ATTR)
+        if not saved:
+            raise UserError(f"--report-only: arm {name!r} in {path} has no stored summary (the run stopped before "
+                            "the arm ended); run `bench search` again")
+        arms.append(Arm(name, store, **saved))
     return arms
 
 
@@ -173,6 +203,105 @@ def feasible_share_after_warmup(records: list[st.TrialRecord], warmup: int = WAR
     return (sum(1 for r in after if r.feasible) / len(after) if after else None), len(after)
 
 
+def halving_share(fracs: list[float], eta: int) -> float:
+    """k: the share of a full training a feasible candidate gets under successive halving when the
+    top 1/eta of each rung goes on: every one trains to ``fracs[0]``, 1/eta of them on to
+    ``fracs[1]``, 1/eta^2 to ``fracs[2]``... (5/9 for rungs 1/3, 1 and eta 3)."""
+    return fracs[0] + sum(float(eta) ** -i * (fracs[i] - fracs[i - 1]) for i in range(1, len(fracs)))
+
+
+def _median(xs: list[float]) -> float | None:
+    xs = sorted(xs)
+    return None if not xs else (xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2)
+
+
+@dataclass(frozen=True)
+class Costs:
+    """A run's per-candidate costs, read from its stored trials, and the steady state they allow:
+    the CPU seconds one more sampled candidate costs in each arm, so the candidates per CPU-hour
+    of each arm relative to ``full`` once the arms are long enough for their shares to settle."""
+    measure_s: float  # m: measuring a candidate (cost pass, build, throughput beside the reference; one thread)
+    measured_n: int
+    train_cpu_s: float  # T: one full proxy training, CPU seconds
+    trained_n: int
+    infeasible: float  # q: share of full's measured candidates outside the budget
+    skip_s: float  # a candidate the throughput model skips (its prediction only)
+    fracs: tuple[float, ...]
+    eta: int
+
+    @property
+    def halving(self) -> float:
+        return halving_share(list(self.fracs), self.eta)
+
+    def per_candidate(self, arm: str, infeasible: float | None = None) -> float:
+        m, t, k = self.measure_s, self.train_cpu_s, self.halving
+        q = self.infeasible if infeasible is None else infeasible
+        if arm == "full":
+            return m + (1 - q) * t
+        if arm == "sh":
+            return m + (1 - q) * k * t
+        return q * self.skip_s + (1 - q) * (m + k * t)  # every infeasible one skipped: the model at its best
+
+    def gain(self, arm: str, infeasible: float | None = None) -> float:
+        return self.per_candidate("full", infeasible) / self.per_candidate(arm, infeasible)
+
+    def infeasible_share_for(self, gain: float, arm: str = "sh+predict") -> float | None:
+        """The least share of infeasible candidates at which ``arm`` reaches ``gain`` with these
+        costs (the gain grows with it); None when even 99.9 % does not."""
+        lo, hi = 0.0, 0.999
+        if self.gain(arm, hi) < gain:
+            return None
+        if self.gain(arm, lo) >= gain:
+            return 0.0
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if self.gain(arm, mid) < gain else (lo, mid)
+        return hi
+
+
+def costs(arms: list[Arm]) -> Costs | None:
+    """The run's costs: m, the median duration of every arm's measured infeasible trials; T, the
+    median training CPU seconds of ``full``'s trained candidates; q, ``full``'s share of measured
+    candidates outside the budget; the rungs of the halving arms. None when a part is missing."""
+    recs = [r for a in arms for r in a.store.records()]
+    full = arms[0].store.records()
+    m = [r.duration_s for r in recs if r.status == "infeasible" and r.throughput and r.duration_s]
+    t = [r.train["cpu_s"] for r in full if r.status == "ok" and r.train and r.train.get("cpu_s")]
+    measured = [r for r in full if r.throughput and r.feasible is not None]
+    skips = [r.duration_s for r in recs if r.status == "predicted-infeasible" and r.duration_s]
+    settings = next((a.store.attrs.get("settings") or {} for a in arms if (a.store.attrs.get("settings") or {}).get("rungs")),
+                    {})
+    if not (m and t and measured and settings):
+        return None
+    return Costs(_median(m), len(m), _median(t), len(t), sum(1 for r in measured if not r.feasible) / len(measured),
+                 _median(skips) or 1.0, tuple(settings["rungs"]), int(settings["eta"]))
+
+
+def cost_lines(c: Costs | None, rows: list[dict]) -> list[str]:
+    """The report's section on what the candidates-per-CPU-hour aim allows at this run's costs."""
+    if c is None:
+        return ["Not computed: the run has no measured infeasible candidate, no fully trained one in `full`, or no "
+                "halving arm's rungs."]
+    rungs = ", ".join(str(Fraction(f).limit_denominator(1000)) for f in c.fracs)
+    need = c.infeasible_share_for(3.0)
+    measured = {r["arm"]: r["new_per_cpu_hour"] for r in rows}
+    base = measured.get("full") or 0.0
+    out = [f"- Measuring a candidate costs m = {c.measure_s:.0f} s (median of {c.measured_n} measured infeasible "
+           f"trials, one thread: CPU s about wall s); a full proxy training T = {c.train_cpu_s:.0f} CPU s (median of "
+           f"`full`'s {c.trained_n}); q = {c.infeasible:.2f} of `full`'s measured candidates miss the budget; a "
+           f"skipped one costs {c.skip_s:.1f} s. Under halving (rungs {rungs}, eta {c.eta}) a feasible candidate "
+           f"gets k = {c.halving:.2f} of a training.",
+           "- CPU seconds per sampled candidate: full m + (1-q)T, sh m + (1-q)kT, sh+predict with every infeasible "
+           "one skipped q*s + (1-q)(m + kT). Steady-state candidates per CPU-hour against `full`: "
+           + ", ".join(f"{arm} {c.gain(arm):.2f}x" + (f" (measured {measured[arm] / base:.2f}x)" if base and measured.get(arm)
+                                                      else "") for arm in ("sh", "sh+predict"))
+           + f"; sh+predict's lies between 1/k = {1 / c.halving:.2f}x (training dominates) and 1/(1-q) = "
+           + f"{1 / (1 - c.infeasible):.2f}x (measuring dominates) whatever measuring costs.",
+           "- 3x the candidates per CPU-hour at these m, T, k and s needs "
+           + (f"q >= {need:.2f} infeasible." if need is not None else "more than this halving ladder allows at any q.")]
+    return out
+
+
 @dataclass(frozen=True)
 class Aim:
     what: str
@@ -225,6 +354,7 @@ def write_report(arms: list[Arm], budget_ratio: float, reports_dir: Path, desc: 
     files = ReportFiles.at(reports_dir, name)
     rows = []
     curves = {a.name: curve(a, ref) for a in arms}
+    run_costs = costs(arms)
     for a in arms:
         c = a.counts()
         hours = a.cpu_s / 3600.0
@@ -237,6 +367,7 @@ def write_report(arms: list[Arm], budget_ratio: float, reports_dir: Path, desc: 
                      "predictor_mdape": err["mdape"] if err else None,
                      "predictor_spearman": err["spearman"] if err else None,
                      "skipped_feasible": a.skipped_feasible, "skipped_checked": a.skipped_checked,
+                     "steady_state_gain": run_costs.gain(a.name) if run_costs else None,
                      **dict(zip(("feasible_after_warmup", "measured_after_warmup"),
                                 feasible_share_after_warmup(a.store.records())))})
     df = pd.DataFrame(rows)
@@ -259,6 +390,7 @@ def write_report(arms: list[Arm], budget_ratio: float, reports_dir: Path, desc: 
                      + (f"reached `full`'s final hypervolume after {first:.0f} of {(a.ended - a.started) / 60:.0f} min"
                         if first is not None else "never reached `full`'s final hypervolume") + ".")
     lines += [aim.line() for aim in aims(rows, curves, budget_cpu_s)]
+    lines += ["", "## What the candidates-per-CPU-hour aim allows at this run's costs", ""] + cost_lines(run_costs, rows)
     files.write_md(lines, next((r.env for r in arms[0].store.records() if r.env), {}))
     with figure(files.png, figsize=(7, 4.5)) as (fig, ax):
         for a in arms:  # each curve runs on, flat, to its arm's end
