@@ -367,9 +367,9 @@ def write_report(arms: list[Arm], budget_ratio: float, reports_dir: Path, desc: 
                      "predictor_mdape": err["mdape"] if err else None,
                      "predictor_spearman": err["spearman"] if err else None,
                      "skipped_feasible": a.skipped_feasible, "skipped_checked": a.skipped_checked,
-                     "steady_state_gain": run_costs.gain(a.name) if run_costs else None,
                      **dict(zip(("feasible_after_warmup", "measured_after_warmup"),
-                                feasible_share_after_warmup(a.store.records())))})
+                                feasible_share_after_warmup(a.store.records()))),
+                     "steady_state_gain": run_costs.gain(a.name) if run_costs else None})
     df = pd.DataFrame(rows)
     df.to_csv(files.csv, index=False)
     base = curves[arms[0].name][-1][1] if curves[arms[0].name] else 0.0
