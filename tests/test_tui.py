@@ -391,6 +391,18 @@ def test_open_app_starts_the_read_at_once_and_reaps_it_when_the_study_is_missing
         os.waitpid(started[1].pid, os.WNOHANG)
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the forked first read is Linux-only")
+def test_a_reader_dropped_unread_is_reaped(tmp_path):
+    # in a fresh interpreter (one thread: it forks); an App built and never run drops its reader so
+    code = ("import gc, os, sys\nfrom evit_search.tui import first_read\n"
+            "forked = first_read.start('fixture', sys.argv[1])\nassert forked is not None\npid = forked.pid\n"
+            "del forked\ngc.collect()\n"
+            "try:\n    os.waitpid(pid, os.WNOHANG)\nexcept ChildProcessError:\n    print('REAPED')\n")
+    out = subprocess.run([sys.executable, "-c", code, f"sqlite:///{tmp_path / 'none.db'}"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0 and "REAPED" in out.stdout, (out.stdout, out.stderr[-2000:])
+
+
 def test_unknown_study_and_storage_are_one_line(tmp_path, url):
     for args, msg in [(["tui", "nope", "--storage", url], "no study named 'nope'"),
                       (["tui", "--storage", str(tmp_path / "missing.db")], "no study database")]:

@@ -15,18 +15,38 @@ import pickle
 import signal
 import sys
 import threading
+import weakref
 
 from ..errors import StorageError
 from . import view as D
 
 
+def _reap(pid: int, fd: int) -> None:
+    """End a reader nobody will wait for and collect it (no zombie left behind)."""
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
 class ForkedRead:
-    """A study being read by a child process; :meth:`result` waits for it (off the UI thread)."""
+    """A study being read by a child process; :meth:`result` waits for it (off the UI thread).
+    One dropped unread (an App built and never run) is ended and reaped when collected."""
 
     def __init__(self, pid: int, fd: int):
         self.pid, self.fd = pid, fd
+        self._reaper = weakref.finalize(self, _reap, pid, fd)
 
     def result(self) -> D.StudyView:
+        self._reaper.detach()  # read to the end and waited for below
         with os.fdopen(self.fd, "rb") as f:
             data = f.read()
         os.waitpid(self.pid, 0)
@@ -39,12 +59,7 @@ class ForkedRead:
 
     def discard(self) -> None:
         """Not wanted after all (the study was not there): end the child and reap it."""
-        os.close(self.fd)
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        os.waitpid(self.pid, 0)
+        self._reaper()
 
 
 def start(name: str, url: str | None) -> ForkedRead | None:
