@@ -483,7 +483,7 @@ def test_halving_gives_a_feasible_candidate_its_share_of_a_training():
     assert halving_share([1.0], 3) == 1.0  # one rung: every candidate trained in full
 
 
-def _cost_arms(full_recs, other_recs, rungs=(1 / 3, 1.0)):
+def _cost_arms(full_recs, sh_recs, other_recs, rungs=(1 / 3, 1.0)):
     from types import SimpleNamespace
 
     from evit_search.reproduce.search_bench import Arm
@@ -491,42 +491,64 @@ def _cost_arms(full_recs, other_recs, rungs=(1 / 3, 1.0)):
     def arm(name, recs, settings):
         return Arm(name, SimpleNamespace(records=lambda: recs, attrs={"settings": settings}), 0.0, 1.0, 1.0)
 
-    return [arm("full", full_recs, {"rungs": None, "eta": None}), arm("sh", [], {"rungs": list(rungs), "eta": 3}),
+    return [arm("full", full_recs, {"rungs": None, "eta": None}), arm("sh", sh_recs, {"rungs": list(rungs), "eta": 3}),
             arm("sh+predict", other_recs, {"rungs": list(rungs), "eta": 3})]
 
 
-def _cost_rec(i, status, duration, cpu=None):
+def _cost_rec(i, status, duration, cpu=None, paper=None):
     measured = status in ("ok", "infeasible")
-    return st.TrialRecord(number=i, state="complete", status=status, duration_s=duration,
+    return st.TrialRecord(number=i, state="complete", status=status, duration_s=duration, paper_model=paper,
                           feasible={"ok": True, "infeasible": False}.get(status),
                           throughput={"torch-cpu": {"ratio_to_reference": 1.0}} if measured else {},
                           train={"cpu_s": cpu} if cpu else None)
 
 
 def test_the_benchmark_reads_its_steady_state_from_its_own_costs():
-    """m = 27 s to measure, T = 144 CPU s to train, half of full's candidates infeasible, rungs 1/3
-    and 1 (k = 5/9), a skip 1 s: full 27 + 72 = 99 s a candidate, sh 27 + 40 = 67 s, sh+predict
-    0.5 + 0.5 (27 + 80) = 54 s; 3x needs q where 27 + (1-q)144 = 3 (q + (1-q)107), q = 0.8613."""
+    """Sampled candidates: m = 27 s to measure, T = 144 CPU s to train, half of those full and sh
+    measured infeasible, rungs 1/3 and 1 (k = 5/9), a skip 1 s: full 27 + 72 = 99 s a candidate,
+    sh 27 + 40 = 67 s, sh+predict 0.5 + 0.5 (27 + 80) = 54 s; 3x needs q where
+    27 + (1-q)144 = 3 (q + (1-q)107): q = 150/174. The paper's models count nowhere."""
     from evit_search.reproduce.search_bench import cost_lines, costs
 
-    full = [_cost_rec(0, "ok", 170.0, cpu=140.0), _cost_rec(1, "ok", 175.0, cpu=148.0),
-            _cost_rec(2, "infeasible", 26.0), _cost_rec(3, "infeasible", 28.0)]
-    other = [_cost_rec(4, "infeasible", 27.0), _cost_rec(5, "predicted-infeasible", 1.0), _cost_rec(6, "invalid", 0.1)]
-    c = costs(_cost_arms(full, other))
-    assert (c.measure_s, c.measured_n, c.train_cpu_s, c.trained_n, c.infeasible, c.skip_s) == (27.0, 3, 144.0, 2, 0.5, 1.0)
+    paper = [_cost_rec(10, "ok", 90.0, cpu=60.0, paper="efficientvit_m0"),
+             _cost_rec(11, "infeasible", 60.0, paper="efficientvit_m5")]
+    full = paper + [_cost_rec(0, "ok", 170.0, cpu=140.0), _cost_rec(1, "ok", 175.0, cpu=148.0),
+                    _cost_rec(2, "infeasible", 26.0)]
+    sh = paper + [_cost_rec(3, "infeasible", 28.0)]
+    other = paper + [_cost_rec(4, "infeasible", 27.0), _cost_rec(5, "predicted-infeasible", 1.0),
+                     _cost_rec(6, "invalid", 0.1)]
+    c = costs(_cost_arms(full, sh, other))
+    assert (c.measure_s, c.measured_n, c.train_cpu_s, c.trained_n) == (27.0, 3, 144.0, 2)
+    assert (c.infeasible, c.infeasible_n, c.skip_s) == (0.5, 4, 1.0)
     assert c.halving == pytest.approx(5 / 9)
     assert c.per_candidate("full") == pytest.approx(99.0) and c.per_candidate("sh") == pytest.approx(67.0)
     assert c.per_candidate("sh+predict") == pytest.approx(0.5 + 0.5 * (27 + 80))
     assert c.gain("full") == 1.0 and c.gain("sh+predict") == pytest.approx(99 / 54)
-    assert 1 / c.halving < c.gain("sh+predict") < 1 / (1 - c.infeasible)  # between its two limits
-    assert c.infeasible_share_for(3.0) == pytest.approx(0.8613, abs=1e-3)
+    assert c.gain("sh+predict") < max(1 / c.halving, 1 / (1 - c.infeasible))
+    assert c.infeasible_share_for(3.0) == pytest.approx(150 / 174, abs=1e-9)
     assert c.gain("sh+predict", c.infeasible_share_for(3.0)) == pytest.approx(3.0, abs=1e-6)
     assert c.infeasible_share_for(1.0) == 0.0 and c.infeasible_share_for(1e6) is None
     lines = cost_lines(c, [_row("full", 600, 30.0), _row("sh", 600, 45.0), _row("sh+predict", 600, 60.0)])
-    assert "k = 0.56" in lines[0] and "rungs 1/3, 1" in lines[0]
+    assert "k = 0.56" in lines[0] and "rungs 1/3, 1" in lines[0] and "s = 1.0 s" in lines[0]
     assert "sh+predict 1.83x (measured 2.00x)" in lines[1] and "q >= 0.86" in lines[2]
-    # a part missing (no fully trained candidate in full): not computed, and said so
-    assert costs(_cost_arms(full[2:], other)) is None and cost_lines(None, [])[0].startswith("Not computed")
+    # nothing skipped: s is assumed, and said to be
+    c = costs(_cost_arms(full, sh, paper + [_cost_rec(4, "infeasible", 27.0)]))
+    assert c.skip_s is None and c.per_candidate("sh+predict") == pytest.approx(54.0)
+    assert "none was skipped (s = 1 s assumed)" in cost_lines(c, [])[0]
+    # a part missing (no sampled candidate fully trained in full): not computed, and said so
+    assert costs(_cost_arms(paper + full[4:], sh, other)) is None and cost_lines(None, [])[0].startswith("Not computed")
+
+
+def test_the_share_needed_is_right_when_the_gain_falls_with_it():
+    """Skipping dearer than m (m + kT) / (m + T): the gain falls as q grows, and q = 0 is the answer."""
+    from evit_search.reproduce.search_bench import Costs, cost_lines
+
+    c = Costs(10.0, 1, 600.0, 1, 0.5, 4, 8.0, (1 / 9, 1 / 3, 1.0), 3)
+    assert c.gain("sh+predict", 0.0) > 3.0 > c.gain("sh+predict", 0.999)
+    assert c.infeasible_share_for(3.0) == 0.0
+    cheap = Costs(5.0, 1, 10.0, 1, 0.5, 4, 2.0, (1 / 3, 1.0), 3)  # as q -> 1 the gain tends to m/s = 2.5
+    assert cheap.infeasible_share_for(3.0) is None
+    assert "m/s = 2.5x" in cost_lines(cheap, [])[2]
 
 
 def test_a_benchmark_report_is_rewritten_from_its_stored_arms(tmp_path):
@@ -551,6 +573,9 @@ def test_a_benchmark_report_is_rewritten_from_its_stored_arms(tmp_path):
     assert [a.name for a in arms] == list(ARMS) and [a.cpu_s for a in arms] == [55.0, 56.0, 58.0]
     assert (arms[2].started, arms[2].ended, arms[2].skipped_checked, arms[2].skipped_feasible) == (200.0, 262.0, 4, 0)
     assert all(a.minutes == 1.0 for a in arms)
+    Arm("sh", stores["sh"], 100.0, 160.0, 56.0, minutes=1.0, run=5.0).save()  # an arm of another run
+    with pytest.raises(UserError, match="different runs"):
+        load_arms(folder)
 
 
 @pytest.mark.slow

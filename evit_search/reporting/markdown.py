@@ -71,9 +71,11 @@ class ReportFiles:
     png: Path
 
     @classmethod
-    def at(cls, reports_dir: Path, stem: str) -> "ReportFiles":
+    def at(cls, reports_dir: Path, stem: str, machine: str | None = None) -> "ReportFiles":
+        """``<stem>-<machine>.csv/.md/.png`` in ``reports_dir``; ``machine``: where the numbers were
+        measured when not here (a report rewritten from stored runs), else this machine's name."""
         reports_dir.mkdir(parents=True, exist_ok=True)
-        base = reports_dir / f"{safe_stem(stem)}-{machine_name()}"
+        base = reports_dir / f"{safe_stem(stem)}-{safe_stem(machine) if machine else machine_name()}"
         return cls(Path(f"{base}.csv"), Path(f"{base}.md"), Path(f"{base}.png"))
 
     def write_md(self, lines: list[str], env: dict | None = None, plot: bool = True) -> None:

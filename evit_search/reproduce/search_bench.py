@@ -61,13 +61,15 @@ class Arm:
     skipped_feasible: int | None = None  # (c): predicted infeasible, yet measured within budget afterwards
     skipped_checked: int = 0
     minutes: float | None = None  # the CPU minutes the arm was given
+    run: float | None = None  # when the benchmark started: the same in every arm of one run
 
     def save(self) -> None:
         """Keep what the report needs beyond the trials (the arm's clock, CPU seconds, the audit)
         in the arm's study, so ``bench search --report-only`` rewrites the report later."""
         self.store.set_attr(ARM_ATTR, {"started": self.started, "ended": self.ended, "cpu_s": self.cpu_s,
                                        "skipped_feasible": self.skipped_feasible,
-                                       "skipped_checked": self.skipped_checked, "minutes": self.minutes})
+                                       "skipped_checked": self.skipped_checked, "minutes": self.minutes,
+                                       "run": self.run})
 
     def counts(self) -> dict:
         recs = self.store.records()
@@ -103,7 +105,7 @@ def run_arms(base: RunConfig, minutes: float, folder: Path, hooks: Hooks | None 
     """Each arm in turn, until it has spent ``minutes`` of CPU time (one worker)."""
     hooks = hooks or Hooks()
     folder.mkdir(parents=True, exist_ok=True)
-    arms = []
+    arms, run = [], time.time()
     for name, over in ARMS.items():
         rc = replace(base, storage=str(folder / f"{name}.db"), study=f"bench-{name}", trials=None, jobs=1,
                      timeout=WALL_CAP * minutes * 60, train_reference=False, runs_dir=str(folder / f"{name}-runs"),
@@ -111,7 +113,7 @@ def run_arms(base: RunConfig, minutes: float, folder: Path, hooks: Hooks | None 
         hooks.info(f"arm {name}: {minutes:g} CPU min")
         t0, c0 = time.time(), _cpu_s()
         out = run_search(rc, hooks, remaining=cpu_budget(minutes * 60, t0, c0))
-        arms.append(Arm(name, out.store, t0, time.time(), _cpu_s() - c0, minutes=minutes))
+        arms.append(Arm(name, out.store, t0, time.time(), _cpu_s() - c0, minutes=minutes, run=run))
         arms[-1].save()
     audit(arms[-1], base, hooks)
     arms[-1].save()
@@ -132,6 +134,9 @@ def load_arms(folder: Path) -> list[Arm]:
             raise UserError(f"--report-only: arm {name!r} in {path} has no stored summary (the run stopped before "
                             "the arm ended); run `bench search` again")
         arms.append(Arm(name, store, **saved))
+    if len({a.run for a in arms}) > 1:
+        raise UserError(f"--report-only: the arms' studies in {folder} come from different runs of `bench search` (one "
+                        "was interrupted and run again?); run it again into an empty --reports folder")
     return arms
 
 
@@ -219,15 +224,20 @@ def _median(xs: list[float]) -> float | None:
 class Costs:
     """A run's per-candidate costs, read from its stored trials, and the steady state they allow:
     the CPU seconds one more sampled candidate costs in each arm, so the candidates per CPU-hour
-    of each arm relative to ``full`` once the arms are long enough for their shares to settle."""
-    measure_s: float  # m: measuring a candidate (cost pass, build, throughput beside the reference; one thread)
+    of each arm relative to ``full`` once the arms are long enough for their shares to settle.
+    The paper's models (a head start enqueued once, not sampled) are left out of every part."""
+    measure_s: float  # m: a sampled trial up to the end of its measuring (wall s; sampling, cost pass, build,
+    #                   throughput beside the reference on one thread, zero-cost scores, a re-measure if borderline)
     measured_n: int
-    train_cpu_s: float  # T: one full proxy training, CPU seconds
+    train_cpu_s: float  # T: one full proxy training of a sampled candidate, CPU seconds
     trained_n: int
-    infeasible: float  # q: share of full's measured candidates outside the budget
-    skip_s: float  # a candidate the throughput model skips (its prediction only)
+    infeasible: float  # q: share of the measured sampled candidates outside the budget (arms that measure all)
+    infeasible_n: int
+    skip_s: float | None  # s: a candidate the throughput model skips (its prediction only); None: none skipped
     fracs: tuple[float, ...]
     eta: int
+
+    ASSUMED_SKIP_S = 1.0  # s when the run skipped nothing
 
     @property
     def halving(self) -> float:
@@ -236,23 +246,25 @@ class Costs:
     def per_candidate(self, arm: str, infeasible: float | None = None) -> float:
         m, t, k = self.measure_s, self.train_cpu_s, self.halving
         q = self.infeasible if infeasible is None else infeasible
+        s = self.ASSUMED_SKIP_S if self.skip_s is None else self.skip_s
         if arm == "full":
             return m + (1 - q) * t
         if arm == "sh":
             return m + (1 - q) * k * t
-        return q * self.skip_s + (1 - q) * (m + k * t)  # every infeasible one skipped: the model at its best
+        return q * s + (1 - q) * (m + k * t)  # every infeasible one skipped: the model at its best
 
     def gain(self, arm: str, infeasible: float | None = None) -> float:
         return self.per_candidate("full", infeasible) / self.per_candidate(arm, infeasible)
 
     def infeasible_share_for(self, gain: float, arm: str = "sh+predict") -> float | None:
-        """The least share of infeasible candidates at which ``arm`` reaches ``gain`` with these
-        costs (the gain grows with it); None when even 99.9 % does not."""
+        """The least share of infeasible candidates in [0, 0.999] at which ``arm`` reaches ``gain``
+        with these costs; None when none does. The gain is a ratio of two linear functions of q, so
+        monotone: it grows with q unless skipping costs more than m (m + kT) / (m + T)."""
         lo, hi = 0.0, 0.999
-        if self.gain(arm, hi) < gain:
-            return None
         if self.gain(arm, lo) >= gain:
             return 0.0
+        if self.gain(arm, hi) < gain:
+            return None
         for _ in range(60):
             mid = (lo + hi) / 2
             lo, hi = (mid, hi) if self.gain(arm, mid) < gain else (lo, mid)
@@ -260,46 +272,52 @@ class Costs:
 
 
 def costs(arms: list[Arm]) -> Costs | None:
-    """The run's costs: m, the median duration of every arm's measured infeasible trials; T, the
-    median training CPU seconds of ``full``'s trained candidates; q, ``full``'s share of measured
-    candidates outside the budget; the rungs of the halving arms. None when a part is missing."""
-    recs = [r for a in arms for r in a.store.records()]
-    full = arms[0].store.records()
-    m = [r.duration_s for r in recs if r.status == "infeasible" and r.throughput and r.duration_s]
-    t = [r.train["cpu_s"] for r in full if r.status == "ok" and r.train and r.train.get("cpu_s")]
-    measured = [r for r in full if r.throughput and r.feasible is not None]
-    skips = [r.duration_s for r in recs if r.status == "predicted-infeasible" and r.duration_s]
-    settings = next((a.store.attrs.get("settings") or {} for a in arms if (a.store.attrs.get("settings") or {}).get("rungs")),
-                    {})
+    """The run's costs over its sampled candidates (the paper's models left out): m, the median
+    duration of every arm's measured infeasible trials; T, the median training CPU seconds of
+    ``full``'s trained ones; q, the share outside the budget of those ``full`` and ``sh`` measured
+    (both measure every candidate); s, the median duration of a skipped one; the halving arms'
+    rungs. None when a part is missing."""
+    by = {a.name: [r for r in a.store.records() if not r.paper_model] for a in arms}
+    every = [r for recs in by.values() for r in recs]
+    m = [r.duration_s for r in every if r.status == "infeasible" and r.throughput and r.duration_s]
+    t = [r.train["cpu_s"] for r in by.get("full", []) if r.status == "ok" and r.train and r.train.get("cpu_s")]
+    measured = [r for name in ("full", "sh") for r in by.get(name, []) if r.throughput and r.feasible is not None]
+    skips = [r.duration_s for r in every if r.status == "predicted-infeasible" and r.duration_s]
+    settings = next((cfg for cfg in (a.store.attrs.get("settings") or {} for a in arms) if cfg.get("rungs")), {})
     if not (m and t and measured and settings):
         return None
-    return Costs(_median(m), len(m), _median(t), len(t), sum(1 for r in measured if not r.feasible) / len(measured),
-                 _median(skips) or 1.0, tuple(settings["rungs"]), int(settings["eta"]))
+    infeasible = sum(1 for r in measured if not r.feasible)
+    return Costs(_median(m), len(m), _median(t), len(t), infeasible / len(measured), len(measured), _median(skips),
+                 tuple(settings["rungs"]), int(settings["eta"]))
 
 
 def cost_lines(c: Costs | None, rows: list[dict]) -> list[str]:
     """The report's section on what the candidates-per-CPU-hour aim allows at this run's costs."""
     if c is None:
-        return ["Not computed: the run has no measured infeasible candidate, no fully trained one in `full`, or no "
-                "halving arm's rungs."]
+        return ["Not computed: the run has no measured infeasible sampled candidate, no fully trained one in `full`, "
+                "or no halving arm's rungs."]
     rungs = ", ".join(str(Fraction(f).limit_denominator(1000)) for f in c.fracs)
     need = c.infeasible_share_for(3.0)
     measured = {r["arm"]: r["new_per_cpu_hour"] for r in rows}
     base = measured.get("full") or 0.0
-    out = [f"- Measuring a candidate costs m = {c.measure_s:.0f} s (median of {c.measured_n} measured infeasible "
-           f"trials, one thread: CPU s about wall s); a full proxy training T = {c.train_cpu_s:.0f} CPU s (median of "
-           f"`full`'s {c.trained_n}); q = {c.infeasible:.2f} of `full`'s measured candidates miss the budget; a "
-           f"skipped one costs {c.skip_s:.1f} s. Under halving (rungs {rungs}, eta {c.eta}) a feasible candidate "
-           f"gets k = {c.halving:.2f} of a training.",
-           "- CPU seconds per sampled candidate: full m + (1-q)T, sh m + (1-q)kT, sh+predict with every infeasible "
-           "one skipped q*s + (1-q)(m + kT). Steady-state candidates per CPU-hour against `full`: "
-           + ", ".join(f"{arm} {c.gain(arm):.2f}x" + (f" (measured {measured[arm] / base:.2f}x)" if base and measured.get(arm)
-                                                      else "") for arm in ("sh", "sh+predict"))
-           + f"; sh+predict's lies between 1/k = {1 / c.halving:.2f}x (training dominates) and 1/(1-q) = "
-           + f"{1 / (1 - c.infeasible):.2f}x (measuring dominates) whatever measuring costs.",
-           "- 3x the candidates per CPU-hour at these m, T, k and s needs "
-           + (f"q >= {need:.2f} infeasible." if need is not None else "more than this halving ladder allows at any q.")]
-    return out
+    skip = (f"a skipped one costs s = {c.skip_s:.1f} s" if c.skip_s is not None
+            else f"none was skipped (s = {c.ASSUMED_SKIP_S:g} s assumed)")
+    s = c.ASSUMED_SKIP_S if c.skip_s is None else c.skip_s
+    gains = ", ".join(f"{arm} {c.gain(arm):.2f}x" + (f" (measured {measured[arm] / base:.2f}x)"
+                                                    if base and measured.get(arm) else "") for arm in ("sh", "sh+predict"))
+    return [f"- Over the sampled candidates (the paper's models left out): a trial up to the end of its measuring takes "
+            f"m = {c.measure_s:.0f} s (median of {c.measured_n} measured infeasible ones; wall s, mostly one thread); "
+            f"a full proxy training T = {c.train_cpu_s:.0f} CPU s (median of `full`'s {c.trained_n}); q = "
+            f"{c.infeasible:.2f} of the {c.infeasible_n} that `full` and `sh` measured miss the budget; {skip}. Under "
+            f"halving (rungs {rungs}, eta {c.eta}) a feasible candidate gets k = {c.halving:.2f} of a training.",
+            "- CPU seconds per sampled candidate: full m + (1-q)T, sh m + (1-q)kT, sh+predict with every infeasible "
+            f"one skipped q*s + (1-q)(m + kT). Steady-state candidates per CPU-hour against `full`: {gains}; whatever "
+            f"measuring costs, sh+predict's stays below max(1/k, 1/(1-q)) = "
+            f"{max(1 / c.halving, 1 / (1 - c.infeasible)):.2f}x (1/k = {1 / c.halving:.2f}x when training dominates, "
+            f"1/(1-q) = {1 / (1 - c.infeasible):.2f}x when measuring does).",
+            "- 3x the candidates per CPU-hour at these m, T, k and s needs "
+            + (f"q >= {need:.2f} infeasible." if need is not None else
+               f"more than any share infeasible up to 0.999 gives (as q -> 1 the gain tends to m/s = {c.measure_s / s:.1f}x).")]
 
 
 @dataclass(frozen=True)
@@ -351,7 +369,8 @@ def write_report(arms: list[Arm], budget_ratio: float, reports_dir: Path, desc: 
     """Markdown, CSV and PNG (``name``-<machine>.*): the arms side by side and their hypervolume
     over time."""
     ref = reference_point(arms, budget_ratio)
-    files = ReportFiles.at(reports_dir, name)
+    env = next((r.env for r in arms[0].store.records() if r.env), {})
+    files = ReportFiles.at(reports_dir, name, machine=env.get("machine"))  # the run's machine (--report-only: elsewhere)
     rows = []
     curves = {a.name: curve(a, ref) for a in arms}
     run_costs = costs(arms)
@@ -373,7 +392,7 @@ def write_report(arms: list[Arm], budget_ratio: float, reports_dir: Path, desc: 
     df = pd.DataFrame(rows)
     df.to_csv(files.csv, index=False)
     base = curves[arms[0].name][-1][1] if curves[arms[0].name] else 0.0
-    lines = [f"# Search benchmark on {fingerprint().get('machine')}", "", desc, "",
+    lines = [f"# Search benchmark on {env.get('machine') or fingerprint().get('machine')}", "", desc, "",
              f"Hypervolume of the fully trained feasible front (validation top-1 % x throughput ratio) above the "
              f"reference point ({ref[0]:.2f} %, {ref[1]:g}x), the same for every arm.", "",
              markdown_table(df, [("arm", "arm", 0), ("minutes", "minutes", 1), ("cpu_s", "CPU s", 0),
@@ -391,7 +410,7 @@ def write_report(arms: list[Arm], budget_ratio: float, reports_dir: Path, desc: 
                         if first is not None else "never reached `full`'s final hypervolume") + ".")
     lines += [aim.line() for aim in aims(rows, curves, budget_cpu_s)]
     lines += ["", "## What the candidates-per-CPU-hour aim allows at this run's costs", ""] + cost_lines(run_costs, rows)
-    files.write_md(lines, next((r.env for r in arms[0].store.records() if r.env), {}))
+    files.write_md(lines, env)
     with figure(files.png, figsize=(7, 4.5)) as (fig, ax):
         for a in arms:  # each curve runs on, flat, to its arm's end
             pts, end = curves[a.name], (a.ended - a.started) / 60
