@@ -363,6 +363,7 @@ def test_search_benchmark_can_leave_the_paper_models_out():
     rc = search_bench_config(sampled)
     assert rc.paper_models is False and rc.seed == 3 and rc.budget == "1.25x"
     assert search_bench_name(default) == "search-benchmark" != search_bench_name(sampled)  # its own studies
+    assert search_bench_name(sampled) == "search-benchmark-sampled-only-seed3"  # a replicate beside seed 0's
 
 
 # --------------------------------------------------------------------------- claims, without training

@@ -263,8 +263,10 @@ def search_bench_config(args):
 
 def search_bench_name(args) -> str:
     """The report's and the studies' folder's name: a run without the paper's models has its own,
-    so it never resumes the other's studies (their first trials are the paper's models)."""
-    return "search-benchmark" + ("-sampled-only" if args.no_paper_models else "")
+    so it never resumes the other's studies (their first trials are the paper's models), and so
+    has a run with another seed (a replicate beside the first)."""
+    return ("search-benchmark" + ("-sampled-only" if args.no_paper_models else "")
+            + (f"-seed{args.seed}" if args.seed else ""))  # seed 0 keeps the first runs' names
 
 
 def run_search_bench(args) -> int:
