@@ -345,7 +345,10 @@ def test_search_benchmark_runs_three_arms_and_writes_its_report(tmp_path):
     for f in tmp_path.glob("search-benchmark-*.*"):
         f.rename(tmp_path / "again" / f.name)
     out = cli("bench", "search", "--report-only", "--minutes", "99", "--budget", "2x", "--reports", str(tmp_path),
-              cwd=tmp_path, timeout=300)
+              cwd=tmp_path, timeout=300)  # without the run's --protocol: not its studies
+    assert out.returncode == 2 and "--protocol" in out.stderr and "Traceback" not in out.stderr, out.stderr
+    out = cli("bench", "search", "--report-only", "--protocol", "proxy-fast", "--minutes", "99", "--budget", "2x",
+              "--reports", str(tmp_path), cwd=tmp_path, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     again = pd.read_csv(next((tmp_path / "again").glob("search-benchmark-*.csv")))
     pd.testing.assert_frame_equal(pd.read_csv(next(tmp_path.glob("search-benchmark-*.csv"))), again)
@@ -364,6 +367,10 @@ def test_search_benchmark_can_leave_the_paper_models_out():
     assert rc.paper_models is False and rc.seed == 3 and rc.budget == "1.25x"
     assert search_bench_name(default) == "search-benchmark" != search_bench_name(sampled)  # its own studies
     assert search_bench_name(sampled) == "search-benchmark-sampled-only-seed3"  # a replicate beside seed 0's
+    longer = parse(["bench", "search", "--no-paper-models", "--epochs", "3"])
+    assert search_bench_config(longer).epochs == 3
+    assert search_bench_name(longer) == "search-benchmark-sampled-only-3ep"  # other rungs: not seed 0's studies
+    assert search_bench_name(parse(["bench", "search", "--protocol", "cpu-long"])) == "search-benchmark-cpu-long"
 
 
 # --------------------------------------------------------------------------- claims, without training

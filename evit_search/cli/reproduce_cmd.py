@@ -37,7 +37,8 @@ def add(sub) -> None:
     p.add_argument("--minutes", type=positive_float, default=30.0, help="bench search: CPU minutes per arm (default 30)")
     p.add_argument("--report-only", action="store_true",
                    help="bench search: rewrite the report from the studies a finished run stored under --reports "
-                        "(nothing measured or trained)")
+                        "(nothing measured or trained); give the run's --no-paper-models, --protocol, --epochs and --seed, "
+                        "which name its studies")
     p.add_argument("--space", default="efficientvit", help="bench search: the space (default efficientvit)")
     p.add_argument("--budget", default="1.25x", help="bench search: the budget (default 1.25x)")
     p.add_argument("--no-paper-models", action="store_true",
@@ -264,9 +265,12 @@ def search_bench_config(args):
 def search_bench_name(args) -> str:
     """The report's and the studies' folder's name: a run without the paper's models has its own,
     so it never resumes the other's studies (their first trials are the paper's models), and so
-    has a run with another seed (a replicate beside the first)."""
+    has a run with another protocol or number of epochs (other rungs, other accuracies) or another
+    seed (a replicate beside the first). The defaults keep the first runs' names."""
     return ("search-benchmark" + ("-sampled-only" if args.no_paper_models else "")
-            + (f"-seed{args.seed}" if args.seed else ""))  # seed 0 keeps the first runs' names
+            + (f"-{args.protocol}" if args.protocol != "proxy" else "")
+            + (f"-{args.epochs}ep" if args.epochs else "")
+            + (f"-seed{args.seed}" if args.seed else ""))
 
 
 def run_search_bench(args) -> int:
@@ -282,7 +286,8 @@ def run_search_bench(args) -> int:
         with progress(console) as prog:
             arms = search_bench.run_arms(search_bench_config(args), args.minutes, folder, rich_hooks(prog, "search bench"))
     run, minutes = arms[0].store.attrs.get("settings") or {}, arms[0].minutes or args.minutes
-    desc = (f"Space `{run.get('space')}`, budget {run.get('budget')}, protocol `{run.get('protocol')}` on "
+    desc = (f"Space `{run.get('space')}`, budget {run.get('budget')}, protocol `{run.get('protocol')}`"
+            + (f" for {run['epochs']} epochs" if run.get("epochs") else "") + " on " +
             f"{run.get('data')}, seed {run.get('seed')}, {minutes:g} CPU min per arm, one arm after the other, "
             + ("sampled candidates only (`--no-paper-models`)" if args.no_paper_models
                else "the paper's models in the space first in every arm")

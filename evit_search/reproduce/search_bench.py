@@ -127,7 +127,8 @@ def load_arms(folder: Path) -> list[Arm]:
         path = folder / f"{name}.db"
         if not path.exists():
             raise UserError(f"--report-only: no study of arm {name!r} at {path}; run `bench search` with the same "
-                            "--reports and --no-paper-models first")
+                            "--reports first, or give the run's --no-paper-models, --protocol, --epochs and --seed "
+                            "(they name its studies)")
         store = st.load_study(f"bench-{name}", f"sqlite:///{path.resolve()}")
         saved = store.attrs.get(ARM_ATTR)
         if not saved:
