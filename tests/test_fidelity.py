@@ -554,6 +554,7 @@ def test_the_share_needed_is_right_when_the_gain_falls_with_it():
     c = Costs(10.0, 1, 600.0, 1, 0.5, 4, 8.0, (1 / 9, 1 / 3, 1.0), 3)
     assert c.gain("sh+predict", 0.0) > 3.0 > c.gain("sh+predict", 0.999)
     assert c.infeasible_share_for(3.0) == 0.0
+    assert "needs no infeasible candidate at all: with none (q = 0) sh+predict's steady state is" in cost_lines(c, [])[2]
     cheap = Costs(5.0, 1, 10.0, 1, 0.5, 4, 2.0, (1 / 3, 1.0), 3)  # as q -> 1 the gain tends to m/s = 2.5
     assert cheap.infeasible_share_for(3.0) is None
     assert "m/s = 2.5x" in cost_lines(cheap, [])[2]

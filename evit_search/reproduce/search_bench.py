@@ -316,9 +316,12 @@ def cost_lines(c: Costs | None, rows: list[dict]) -> list[str]:
             f"measuring costs, sh+predict's stays below max(1/k, 1/(1-q)) = "
             f"{max(1 / c.halving, 1 / (1 - c.infeasible)):.2f}x (1/k = {1 / c.halving:.2f}x when training dominates, "
             f"1/(1-q) = {1 / (1 - c.infeasible):.2f}x when measuring does).",
-            "- 3x the candidates per CPU-hour at these m, T, k and s needs "
-            + (f"q >= {need:.2f} infeasible." if need is not None else
-               f"more than any share infeasible up to 0.999 gives (as q -> 1 the gain tends to m/s = {c.measure_s / s:.1f}x).")]
+            "- 3x the candidates per CPU-hour at these m, T, k and s "
+            + (f"needs no infeasible candidate at all: with none (q = 0) sh+predict's steady state is "
+               f"{c.gain('sh+predict', 0.0):.2f}x." if need == 0.0 else
+               f"needs q >= {need:.2f} infeasible." if need is not None else
+               f"needs more than any share infeasible up to 0.999 gives (as q -> 1 the gain tends to m/s = "
+               f"{c.measure_s / s:.1f}x).")]
 
 
 @dataclass(frozen=True)
