@@ -1,5 +1,7 @@
 """Successive halving: rung fractions, non-dominated promotion on constructed numbers."""
 
+import dataclasses
+
 import pytest
 
 from evit_search.errors import UserError
@@ -346,7 +348,8 @@ def test_search_benchmark_runs_three_arms_and_writes_its_report(tmp_path):
         f.rename(tmp_path / "again" / f.name)
     out = cli("bench", "search", "--report-only", "--minutes", "99", "--budget", "2x", "--reports", str(tmp_path),
               cwd=tmp_path, timeout=300)  # without the run's --protocol: not its studies
-    assert out.returncode == 2 and "--protocol" in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert out.returncode == 2 and "no study of arm 'full'" in out.stderr and "--protocol" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
     out = cli("bench", "search", "--report-only", "--protocol", "proxy-fast", "--minutes", "99", "--budget", "2x",
               "--reports", str(tmp_path), cwd=tmp_path, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -371,6 +374,9 @@ def test_search_benchmark_can_leave_the_paper_models_out():
     assert search_bench_config(longer).epochs == 3
     assert search_bench_name(longer) == "search-benchmark-sampled-only-3ep"  # other rungs: not seed 0's studies
     assert search_bench_name(parse(["bench", "search", "--protocol", "cpu-long"])) == "search-benchmark-cpu-long"
+    assert search_bench_name(parse(["bench", "search", "--epochs", "1"])) == "search-benchmark"  # proxy's own epochs
+    with pytest.raises(UserError, match="--protocol='nope'"):  # refused before it names a folder
+        search_bench_name(parse(["bench", "search", "--report-only", "--protocol", "nope"]))
 
 
 # --------------------------------------------------------------------------- claims, without training
@@ -554,7 +560,11 @@ def test_the_share_needed_is_right_when_the_gain_falls_with_it():
     c = Costs(10.0, 1, 600.0, 1, 0.5, 4, 8.0, (1 / 9, 1 / 3, 1.0), 3)
     assert c.gain("sh+predict", 0.0) > 3.0 > c.gain("sh+predict", 0.999)
     assert c.infeasible_share_for(3.0) == 0.0
-    assert "needs no infeasible candidate at all: with none (q = 0) sh+predict's steady state is" in cost_lines(c, [])[2]
+    line = cost_lines(c, [])[2]
+    assert line.endswith(f"holds even with no infeasible candidate (q = 0: sh+predict {c.gain('sh+predict', 0.0):.2f}x).")
+    mostly = dataclasses.replace(c, infeasible=0.99)  # the gain falls with q: below 3x at this q
+    assert mostly.gain("sh+predict") < 3.0 and mostly.infeasible_share_for(3.0) == 0.0
+    assert f"but not at this run's q ({mostly.gain('sh+predict'):.2f}x)" in cost_lines(mostly, [])[2]
     cheap = Costs(5.0, 1, 10.0, 1, 0.5, 4, 2.0, (1 / 3, 1.0), 3)  # as q -> 1 the gain tends to m/s = 2.5
     assert cheap.infeasible_share_for(3.0) is None
     assert "m/s = 2.5x" in cost_lines(cheap, [])[2]

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from ..errors import UserError
 from ..reporting.markdown import fmt
+from ..training.protocols import get_protocol
 from .options import (
     add_data_options,
     add_measure_options,
@@ -266,10 +267,13 @@ def search_bench_name(args) -> str:
     """The report's and the studies' folder's name: a run without the paper's models has its own,
     so it never resumes the other's studies (their first trials are the paper's models), and so
     has a run with another protocol or number of epochs (other rungs, other accuracies) or another
-    seed (a replicate beside the first). The defaults keep the first runs' names."""
+    seed (a replicate beside the first). The defaults keep the first runs' names; an --epochs
+    equal to the protocol's own is the same protocol. An unknown protocol is refused here, before
+    it names a folder."""
+    own = get_protocol(args.protocol).epochs
     return ("search-benchmark" + ("-sampled-only" if args.no_paper_models else "")
             + (f"-{args.protocol}" if args.protocol != "proxy" else "")
-            + (f"-{args.epochs}ep" if args.epochs else "")
+            + (f"-{args.epochs}ep" if args.epochs and args.epochs != own else "")
             + (f"-seed{args.seed}" if args.seed else ""))
 
 

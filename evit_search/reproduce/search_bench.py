@@ -317,8 +317,10 @@ def cost_lines(c: Costs | None, rows: list[dict]) -> list[str]:
             f"{max(1 / c.halving, 1 / (1 - c.infeasible)):.2f}x (1/k = {1 / c.halving:.2f}x when training dominates, "
             f"1/(1-q) = {1 / (1 - c.infeasible):.2f}x when measuring does).",
             "- 3x the candidates per CPU-hour at these m, T, k and s "
-            + (f"needs no infeasible candidate at all: with none (q = 0) sh+predict's steady state is "
-               f"{c.gain('sh+predict', 0.0):.2f}x." if need == 0.0 else
+            + (f"holds even with no infeasible candidate (q = 0: sh+predict {c.gain('sh+predict', 0.0):.2f}x)"
+               + ("." if c.gain("sh+predict") >= 3.0 else
+                  f", but not at this run's q ({c.gain('sh+predict'):.2f}x): here skipping costs more than it saves.")
+               if need == 0.0 else
                f"needs q >= {need:.2f} infeasible." if need is not None else
                f"needs more than any share infeasible up to 0.999 gives (as q -> 1 the gain tends to m/s = "
                f"{c.measure_s / s:.1f}x).")]
