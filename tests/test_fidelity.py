@@ -174,7 +174,7 @@ def test_the_benchmark_measures_what_the_model_skipped(tmp_path, monkeypatch):
 
     import efficientvit
     from evit_search.hooks import Hooks
-    from evit_search.reproduce.search_bench import Arm, audit
+    from evit_search.reproduce.search_bench import Arm, audit, closest_skip
 
     worker = _sh_worker(tmp_path, monkeypatch, trials=1)
     _fake_engine(monkeypatch, worker)  # ratios 0.6-1.0x from the architecture's id
@@ -188,6 +188,11 @@ def test_the_benchmark_measures_what_the_model_skipped(tmp_path, monkeypatch):
     arm = Arm("sh+predict", store, time.time(), time.time(), 1.0)
     audit(arm, replace(worker.rc, trials=None, timeout=None), Hooks())
     assert arm.skipped_checked == 3 and arm.skipped_feasible == sum(r >= 0.5 for r in ratios) == 3
+    # each skipped one's measured ratio is kept (the report names the closest call; --report-only reads it back)
+    assert [a["measured"] for a in arm.audited] == pytest.approx(ratios, abs=1e-9)
+    best = max(range(3), key=lambda i: ratios[i])
+    assert closest_skip(arm.audited) == f"#{arm.audited[best]['number']}: measured {ratios[best]:.2f}x"
+    assert closest_skip([]) is None and closest_skip(None) is None
     audit(arm, replace(worker.rc, budget="0.9x", trials=None, timeout=None), Hooks())
     assert arm.skipped_feasible == sum(r >= 0.9 for r in ratios)
 
@@ -587,10 +592,13 @@ def test_a_benchmark_report_is_rewritten_from_its_stored_arms(tmp_path):
             Arm(name, stores[name], 100.0 * i, 100.0 * i + 60, 55.0 + i, minutes=1.0).save()
     with pytest.raises(UserError, match="'sh\\+predict'.*no stored summary"):
         load_arms(folder)
-    Arm("sh+predict", stores["sh+predict"], 200.0, 262.0, 58.0, skipped_feasible=0, skipped_checked=4, minutes=1.0).save()
+    audited = [{"number": 7, "predicted": 1.02, "measured": 1.0}, {"number": 9, "predicted": 0.5, "measured": None}]
+    Arm("sh+predict", stores["sh+predict"], 200.0, 262.0, 58.0, skipped_feasible=0, skipped_checked=4, minutes=1.0,
+        audited=audited).save()
     arms = load_arms(folder)
     assert [a.name for a in arms] == list(ARMS) and [a.cpu_s for a in arms] == [55.0, 56.0, 58.0]
     assert (arms[2].started, arms[2].ended, arms[2].skipped_checked, arms[2].skipped_feasible) == (200.0, 262.0, 4, 0)
+    assert arms[2].audited == audited and arms[0].audited is None  # none stored: an arm without a predictor
     assert all(a.minutes == 1.0 for a in arms)
     Arm("sh", stores["sh"], 100.0, 160.0, 56.0, minutes=1.0, run=5.0).save()  # an arm of another run
     with pytest.raises(UserError, match="different runs"):
