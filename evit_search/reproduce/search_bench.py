@@ -156,8 +156,7 @@ def audit(arm: Arm, base: RunConfig, hooks: Hooks) -> None:
         ratio = cands[base.backend].ratio_to_reference
         wrong += int(ratio is not None and ratio >= worker.budget.min_ratio)
         audited.append({"number": r.number, "predicted": r.attrs.get("predicted_ratio"), "measured": ratio})
-        hooks.info(f"skipped #{r.number}: predicted {r.attrs.get('predicted_ratio', 0):.2f}x, measured "
-                   f"{ratio or 0:.2f}x")
+        hooks.info(f"skipped #{r.number}: predicted {audited[-1]['predicted'] or 0:.2f}x, measured {ratio or 0:.2f}x")
     arm.skipped_feasible, arm.skipped_checked, arm.audited = wrong, len(skipped), audited
 
 
@@ -316,6 +315,16 @@ def cost_lines(c: Costs | None, rows: list[dict]) -> list[str]:
     skip = (f"a skipped one costs s = {c.skip_s:.1f} s" if c.skip_s is not None
             else f"none was skipped (s = {c.ASSUMED_SKIP_S:g} s assumed)")
     s = c.ASSUMED_SKIP_S if c.skip_s is None else c.skip_s
+    if need == 0.0:
+        gain = c.gain("sh+predict")
+        three = (f"holds even with no infeasible candidate (q = 0: sh+predict {c.gain('sh+predict', 0.0):.2f}x)"
+                 + ("." if gain >= 3.0 else
+                    f", but not at this run's q ({gain:.2f}x): here skipping costs more than it saves."))
+    elif need is not None:
+        three = f"needs q >= {need:.2f} infeasible."
+    else:
+        three = (f"needs more than any share infeasible up to 0.999 gives (as q -> 1 the gain tends to m/s = "
+                 f"{c.measure_s / s:.1f}x).")
     gains = ", ".join(f"{arm} {c.gain(arm):.2f}x" + (f" (measured {measured[arm] / base:.2f}x)"
                                                     if base and measured.get(arm) else "") for arm in ("sh", "sh+predict"))
     return [f"- Over the sampled candidates (the paper's models left out): a trial up to the end of its measuring takes "
@@ -328,14 +337,7 @@ def cost_lines(c: Costs | None, rows: list[dict]) -> list[str]:
             f"measuring costs, sh+predict's stays below max(1/k, 1/(1-q)) = "
             f"{max(1 / c.halving, 1 / (1 - c.infeasible)):.2f}x (1/k = {1 / c.halving:.2f}x when training dominates, "
             f"1/(1-q) = {1 / (1 - c.infeasible):.2f}x when measuring does).",
-            "- 3x the candidates per CPU-hour at these m, T, k and s "
-            + (f"holds even with no infeasible candidate (q = 0: sh+predict {c.gain('sh+predict', 0.0):.2f}x)"
-               + ("." if c.gain("sh+predict") >= 3.0 else
-                  f", but not at this run's q ({c.gain('sh+predict'):.2f}x): here skipping costs more than it saves.")
-               if need == 0.0 else
-               f"needs q >= {need:.2f} infeasible." if need is not None else
-               f"needs more than any share infeasible up to 0.999 gives (as q -> 1 the gain tends to m/s = "
-               f"{c.measure_s / s:.1f}x).")]
+            "- 3x the candidates per CPU-hour at these m, T, k and s " + three]
 
 
 @dataclass(frozen=True)
