@@ -342,6 +342,7 @@ def test_search_benchmark_runs_three_arms_and_writes_its_report(tmp_path):
     df = pd.read_csv(next(tmp_path.glob("search-benchmark-*.csv")))
     assert list(df.arm) == ["full", "sh", "sh+predict"] and (df.sampled > 0).all() and (df.cpu_s > 0).all()
     assert {"feasible_after_warmup", "measured_after_warmup", "skipped_feasible"} <= set(df.columns)
+    assert list(df.columns[-2:]) == ["steady_state_gain", "skipped_closest"]  # new keys go last; the old keep their order
     md = next(tmp_path.glob("search-benchmark-*.md")).read_text()
     aims = [line for line in md.splitlines() if line.startswith("- ") and line.endswith("**")]
     assert len(aims) == 5 and aims[0].startswith("- equal CPU time per arm"), aims
